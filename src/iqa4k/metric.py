@@ -1,0 +1,76 @@
+"""The :class:`Metric` module every metric is used through."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from .errors import InputError
+from .io import to_batch
+from .registry import MetricSpec, get_spec
+
+ImageInput = Any  # tensor, array, PIL image, path, or a list of those; see iqa4k.io.to_batch
+
+
+class Metric(torch.nn.Module):
+    """A configured metric: ``metric(dist)`` (NR) or ``metric(dist, ref)`` (FR) -> ``[B]``.
+
+    Inputs are ``[B,3,H,W]`` float tensors in [0, data_range], or anything
+    :func:`iqa4k.io.to_batch` accepts (paths, PIL images, arrays). Gradients flow through
+    tensor inputs when ``info.differentiable``.
+    """
+
+    def __init__(self, spec: MetricSpec, device: str | torch.device | None = None, **options):
+        super().__init__()
+        self.spec = spec
+        self.options = spec.resolve(options)
+        # None keeps inputs where they are (tensors) or on the CPU (decoded files).
+        self.device = torch.device(device) if device is not None else None
+
+    @property
+    def info(self) -> MetricSpec:
+        """The registry entry: name, kind, direction, score range, options, citation."""
+        return self.spec
+
+    def extra_repr(self) -> str:
+        return f"{self.spec.name!r}, " + ", ".join(f"{k}={v!r}" for k, v in self.options.items())
+
+    def forward(self, dist: ImageInput, ref: ImageInput | None = None) -> torch.Tensor:
+        x = self._to_batch(dist)
+        options = {k: v for k, v in self.options.items() if k != "data_range"}
+        if self.spec.kind == "NR":
+            if ref is not None:
+                raise InputError(f"{self.spec.name} is a no-reference metric: do not pass ref")
+            return self.spec.function(x, **options)
+        if ref is None:
+            raise InputError(f"{self.spec.name} is a full-reference metric: pass ref")
+        y = self._to_batch(ref).to(x.device)
+        if y.shape[0] == 1 and x.shape[0] > 1:  # one reference for a batch of versions of it
+            y = y.expand(x.shape[0], -1, -1, -1)
+        if x.shape != y.shape:
+            raise InputError(
+                f"{self.spec.name}: distorted and reference images differ in size: "
+                f"{_describe(x)} vs {_describe(y)}"
+            )
+        return self.spec.function(x, y, **options)
+
+    def _to_batch(self, images: ImageInput) -> torch.Tensor:
+        scale = self.options.get("data_range", 1.0)
+        if scale != 1.0:
+            if isinstance(images, torch.Tensor) and images.is_floating_point():
+                images = images / scale
+            elif isinstance(images, np.ndarray) and images.dtype.kind == "f":
+                images = images / scale
+        batch = to_batch(images)
+        return batch if self.device is None else batch.to(self.device)
+
+
+def _describe(x: torch.Tensor) -> str:
+    return f"{x.shape[0]} x {x.shape[-1]}x{x.shape[-2]}"
+
+
+def create_metric(name: str, device: str | torch.device | None = None, **options) -> Metric:
+    """Build the metric ``name`` with ``options`` (see ``list_metrics`` / ``iqa4k info``)."""
+    return Metric(get_spec(name), device=device, **options)

@@ -1,0 +1,226 @@
+"""The metric table: one :class:`MetricSpec` per metric or variant.
+
+This table is the single source of truth for names, kinds, score ranges, defaults and
+citations; the API (:func:`create_metric`), the command line, the docs and the parametrised
+tests all read it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Literal
+
+import torch
+
+from .classic.psnr import psnr
+from .classic.ssim import MS_SSIM_WEIGHTS, ms_ssim, ssim
+from .color import COLOR_SPACES
+from .errors import OptionError
+
+
+@dataclass(frozen=True)
+class Option:
+    """One option of a metric: its default, its allowed values and what it means."""
+
+    default: Any
+    doc: str
+    choices: tuple | None = None
+    minimum: float | None = None
+
+    def check(self, metric: str, name: str, value: Any) -> Any:
+        """Return ``value`` coerced to the default's type, or raise :class:`OptionError`."""
+        if self.choices is not None and value not in self.choices:
+            raise OptionError(f"{metric}: {name} must be one of {self.choices}, got {value!r}")
+        value = self._coerce(value)
+        if value is None:
+            kind = type(self.default).__name__
+            raise OptionError(f"{metric}: {name} must be of type {kind}, got {value!r}")
+        if self.minimum is not None and value < self.minimum:
+            raise OptionError(f"{metric}: {name} must be >= {self.minimum}, got {value!r}")
+        return value
+
+    def _coerce(self, value: Any) -> Any:
+        """``value`` as the default's type, or None when it cannot be one."""
+        kind = type(self.default)
+        if kind is bool:
+            return value if isinstance(value, bool) else None
+        if kind in (int, float):
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                return None
+            return None if kind is int and value != int(value) else kind(value)
+        if kind is tuple:
+            try:
+                return tuple(float(v) for v in value)
+            except (TypeError, ValueError):
+                return None
+        return value
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """Everything known about a metric before it is built."""
+
+    name: str
+    kind: Literal["FR", "NR"]
+    higher_is_better: bool
+    score_range: tuple[float, float]
+    differentiable: bool
+    summary: str
+    citation: str
+    function: Callable[..., torch.Tensor] = field(repr=False)
+    options: Mapping[str, Option] = field(default_factory=dict)
+
+    @property
+    def defaults(self) -> dict[str, Any]:
+        """Default value of every option."""
+        return {name: opt.default for name, opt in self.options.items()}
+
+    def resolve(self, overrides: Mapping[str, Any]) -> dict[str, Any]:
+        """Defaults updated with ``overrides``, each checked; unknown names are an error."""
+        unknown = sorted(set(overrides) - set(self.options))
+        if unknown:
+            valid = ", ".join(self.options) or "none"
+            raise OptionError(f"{self.name}: unknown option(s) {unknown}; valid options: {valid}")
+        resolved = self.defaults
+        for key, value in overrides.items():
+            resolved[key] = self.options[key].check(self.name, key, value)
+        return resolved
+
+
+# Options shared by the full-reference classical metrics.
+_COLOR = Option("rgb", "channels the metric is computed on (rgb | gray | y)", COLOR_SPACES)
+_QUANTIZE = Option(
+    True, "round gray/y to the 8-bit grid as MATLAB does for uint8 images (straight-through grad)"
+)
+_CROP = Option(
+    0, "pixels shaved from each side before scoring (SR convention: the scale)", minimum=0
+)
+_RANGE = Option(
+    1.0, "value range of tensor/array inputs: 1.0 for [0,1], 255.0 for [0,255]", minimum=1e-12
+)
+_WINDOW = {
+    "win_size": Option(11, "side of the Gaussian window", minimum=1),
+    "win_sigma": Option(1.5, "standard deviation of the Gaussian window", minimum=1e-6),
+    "k1": Option(0.01, "luminance stabiliser: C1 = (k1 * L)^2", minimum=0.0),
+    "k2": Option(0.03, "contrast stabiliser: C2 = (k2 * L)^2", minimum=0.0),
+}
+_GRAY = Option("gray", _COLOR.doc, COLOR_SPACES)
+_SSIM_PAPER = (
+    "Z. Wang, A. C. Bovik, H. R. Sheikh, E. P. Simoncelli. Image quality assessment: from "
+    "error visibility to structural similarity. IEEE TIP 13(4):600-612, 2004."
+)
+
+_SPECS = [
+    MetricSpec(
+        name="psnr",
+        kind="FR",
+        higher_is_better=True,
+        score_range=(0.0, math.inf),
+        differentiable=True,
+        summary="Peak signal-to-noise ratio in dB over all RGB samples (MATLAB psnr).",
+        citation="Peak signal-to-noise ratio; MATLAB Image Processing Toolbox psnr().",
+        function=psnr,
+        options={
+            "color_space": _COLOR,
+            "quantize": _QUANTIZE,
+            "crop_border": _CROP,
+            "data_range": _RANGE,
+        },
+    ),
+    MetricSpec(
+        name="psnr_y",
+        kind="FR",
+        higher_is_better=True,
+        score_range=(0.0, math.inf),
+        differentiable=True,
+        summary="PSNR on BT.601 luma, the super-resolution papers' convention.",
+        citation="Peak signal-to-noise ratio on the Y channel of YCbCr (MATLAB rgb2ycbcr).",
+        function=psnr,
+        options={
+            "color_space": Option("y", _COLOR.doc, COLOR_SPACES),
+            "quantize": _QUANTIZE,
+            "crop_border": _CROP,
+            "data_range": _RANGE,
+        },
+    ),
+    MetricSpec(
+        name="ssim",
+        kind="FR",
+        higher_is_better=True,
+        score_range=(-1.0, 1.0),
+        differentiable=True,
+        summary="Structural similarity, Wang et al.'s ssim.m on MATLAB rgb2gray.",
+        citation=_SSIM_PAPER,
+        function=ssim,
+        options={
+            "color_space": _GRAY,
+            "quantize": _QUANTIZE,
+            "crop_border": _CROP,
+            "data_range": _RANGE,
+            "downsample": Option(
+                False,
+                "ssim.m's automatic f x f box downsampling, "
+                "f = round(min(H,W)/256); off scores full resolution",
+            ),
+            **_WINDOW,
+        },
+    ),
+    MetricSpec(
+        name="ssim_y",
+        kind="FR",
+        higher_is_better=True,
+        score_range=(-1.0, 1.0),
+        differentiable=True,
+        summary="SSIM on BT.601 luma, the super-resolution papers' convention.",
+        citation=_SSIM_PAPER,
+        function=ssim,
+        options={
+            "color_space": Option("y", _COLOR.doc, COLOR_SPACES),
+            "quantize": _QUANTIZE,
+            "crop_border": _CROP,
+            "data_range": _RANGE,
+            "downsample": Option(False, "ssim.m's automatic box downsampling"),
+            **_WINDOW,
+        },
+    ),
+    MetricSpec(
+        name="ms_ssim",
+        kind="FR",
+        higher_is_better=True,
+        score_range=(0.0, 1.0),
+        differentiable=True,
+        summary="Multi-scale SSIM, Wang et al.'s msssim.m (5 scales) on MATLAB rgb2gray.",
+        citation=(
+            "Z. Wang, E. P. Simoncelli, A. C. Bovik. Multiscale structural similarity for image "
+            "quality assessment. Asilomar Conference on Signals, Systems and Computers, 2003."
+        ),
+        function=ms_ssim,
+        options={
+            "color_space": _GRAY,
+            "quantize": _QUANTIZE,
+            "crop_border": _CROP,
+            "data_range": _RANGE,
+            **_WINDOW,
+            "scale_weights": Option(MS_SSIM_WEIGHTS, "weight of each scale, finest first"),
+            "pooling": Option(
+                "product",
+                "combine scales as msssim.m's 'product' (the "
+                "paper) or 'wtd_sum' (normalised weighted sum)",
+                ("product", "wtd_sum"),
+            ),
+        },
+    ),
+]
+
+METRICS: Mapping[str, MetricSpec] = MappingProxyType({s.name: s for s in _SPECS})
+
+
+def get_spec(name: str) -> MetricSpec:
+    """The spec called ``name`` (case-insensitive), or an error listing the valid names."""
+    spec = METRICS.get(name.lower().strip())
+    if spec is None:
+        raise OptionError(f"unknown metric {name!r}; available: {', '.join(METRICS)}")
+    return spec

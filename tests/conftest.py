@@ -1,0 +1,34 @@
+"""Shared test helpers: the fixtures folder beside the project, read in place."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+FIXTURES = Path(
+    os.environ.get("IQA4K_FIXTURES", Path(__file__).resolve().parents[2] / "shared" / "fixtures")
+)
+
+
+def fixture_path(*parts: str) -> Path:
+    """Path inside ../shared/fixtures, skipping the test when the folder is absent."""
+    path = FIXTURES.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"fixture {path} is absent (tests read ../shared/fixtures in place)")
+    return path
+
+
+def load_rgb(path: Path, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """A file as a [1,3,H,W] tensor in [0,1], decoded independently of iqa4k.io."""
+    array = np.array(Image.open(path).convert("RGB"))
+    return torch.from_numpy(array).permute(2, 0, 1)[None].to(dtype) / 255.0
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(0)

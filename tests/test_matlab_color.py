@@ -1,0 +1,51 @@
+"""MATLAB building blocks checked against values derived by hand."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from iqa4k.color import rgb_to_gray, rgb_to_y, round_to_uint8_grid
+from iqa4k.matlab import box_downsample, fspecial_gaussian_1d
+
+
+def test_fspecial_gaussian_is_the_normalised_sampled_gaussian():
+    g = fspecial_gaussian_1d(11, 1.5)
+    assert g.sum().item() == pytest.approx(1.0, abs=1e-15)
+    # Ratio of the centre tap to its neighbour is exp(1 / (2 sigma^2)).
+    assert (g[5] / g[4]).item() == pytest.approx(math.exp(1 / 4.5), rel=1e-12)
+    # MATLAB: max(max(fspecial('gaussian', 11, 1.5))) = 0.070747...; equals g[5]^2.
+    assert (g[5] ** 2).item() == pytest.approx(0.0707, abs=1e-4)
+
+
+def test_box_downsample_matches_imfilter_same_symmetric_then_subsample():
+    x = torch.arange(1.0, 6.0).view(1, 1, 1, 5).expand(1, 1, 3, 5)  # columns 1..5, 3 rows
+    # f = 2: centre at element 1, so output k averages columns 2k, 2k+1; the last (odd) column
+    # mirrors itself: [1.5, 3.5, 5].
+    out = box_downsample(x, 2)
+    assert out.shape == (1, 1, 2, 3)
+    torch.testing.assert_close(out[0, 0, 0], torch.tensor([1.5, 3.5, 5.0]))
+    # f = 3: centre at element 2, blocks start one before: [mirror 1, 1, 2], [3, 4, 5] -> 4/3, 4.
+    out3 = box_downsample(x, 3)
+    torch.testing.assert_close(out3[0, 0, 0], torch.tensor([4 / 3, 4.0]))
+
+
+def test_rgb2gray_and_rgb2ycbcr_coefficients():
+    white, black = torch.ones(1, 3, 1, 1), torch.zeros(1, 3, 1, 1)
+    assert rgb_to_gray(white).item() == pytest.approx(1.0, abs=1e-12)
+    assert rgb_to_y(white).item() == pytest.approx(235 / 255)
+    assert rgb_to_y(black).item() == pytest.approx(16 / 255)
+    red = torch.tensor([1.0, 0, 0]).view(1, 3, 1, 1).double()
+    # MATLAB: rgb2gray(uint8([255 0 0])) = 76 (0.298936 * 255 = 76.23).
+    assert rgb_to_gray(red).item() * 255 == pytest.approx(76)
+    assert rgb_to_gray(red, quantize=False).item() == pytest.approx(0.298936021293775)
+
+
+def test_rounding_is_half_away_from_zero_with_straight_through_gradient():
+    x = torch.tensor([0.5 / 255, 2.5 / 255, 1.49 / 255], dtype=torch.float64, requires_grad=True)
+    q = round_to_uint8_grid(x)
+    torch.testing.assert_close(q.detach() * 255, torch.tensor([1.0, 3.0, 1.0], dtype=torch.float64))
+    q.sum().backward()
+    torch.testing.assert_close(x.grad, torch.ones(3, dtype=torch.float64))
