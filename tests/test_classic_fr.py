@@ -91,7 +91,7 @@ def test_symmetric_and_batch_consistent(name, rng):
     torch.testing.assert_close(forward, one_by_one, rtol=0, atol=1e-6)
 
 
-@pytest.mark.parametrize("function", [ssim, ms_ssim])
+@pytest.mark.parametrize("function", [psnr, ssim, ms_ssim])
 @pytest.mark.parametrize("color_space", ["gray", "rgb", "y"])
 def test_opencv_and_torch_back_ends_agree(function, color_space, rng):
     x = torch.from_numpy(rng.random((2, 3, 181, 203))).clamp(0, 1)
@@ -101,7 +101,7 @@ def test_opencv_and_torch_back_ends_agree(function, color_space, rng):
     exact = function(x, y, color_space=color_space)  # autograd path: torch conv2d
     torch.testing.assert_close(fast, exact.detach(), rtol=0, atol=1e-10)
     fast32 = function(x.detach().float(), y.float(), color_space=color_space)
-    torch.testing.assert_close(fast32.double(), fast, rtol=0, atol=2e-6)
+    torch.testing.assert_close(fast32.double(), fast, rtol=0, atol=1e-5)  # float32 rounding
 
 
 @pytest.mark.parametrize("name", FR_METRICS)

@@ -18,6 +18,14 @@ def list_metrics(kind: str | None = None) -> list[str]:
 
 
 __all__ = [
-    "IQAError", "ImageReadError", "InputError", "OptionError", "Metric", "MetricSpec",
-    "create_metric", "list_metrics", "load_image", "__version__",
+    "IQAError",
+    "ImageReadError",
+    "InputError",
+    "OptionError",
+    "Metric",
+    "MetricSpec",
+    "create_metric",
+    "list_metrics",
+    "load_image",
+    "__version__",
 ]

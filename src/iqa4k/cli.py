@@ -8,6 +8,7 @@ input or failed images); tracebacks are left for bugs.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
 import math
@@ -18,7 +19,7 @@ import textwrap
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 import torch
 from tqdm import tqdm
@@ -42,6 +43,15 @@ def _num(v: float) -> str:
     if math.isinf(v):
         return "inf" if v > 0 else "-inf"
     return f"{v:g}"
+
+
+def _show(value: Any) -> str:
+    """An option value as it would be typed after ``--opt name=``."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, tuple):
+        return ",".join(_show(v) for v in value)
+    return _num(value) if isinstance(value, float) else str(value)
 
 
 def _range(spec: MetricSpec) -> str:
@@ -97,13 +107,13 @@ def _cmd_info(args: argparse.Namespace) -> int:
             extra.append("choices: " + ", ".join(str(c) for c in opt.choices))
         if opt.minimum is not None:
             extra.append(f"minimum: {_num(opt.minimum)}")
-        default = ",".join(_num(v) for v in opt.default) if isinstance(opt.default, tuple) else (
-            str(opt.default).lower() if isinstance(opt.default, bool) else str(opt.default)
-        )
-        lines.append(f"  {name} = {default}" + (f"   ({'; '.join(extra)})" if extra else ""))
+        shown = f"  {name} = {_show(opt.default)}"
+        lines.append(shown + (f"   ({'; '.join(extra)})" if extra else ""))
         lines.append(f"      {opt.doc}")
-    lines += ["citation:", textwrap.fill(spec.citation, 96, initial_indent="  ",
-                                         subsequent_indent="  ")]
+    lines += [
+        "citation:",
+        textwrap.fill(spec.citation, 96, initial_indent="  ", subsequent_indent="  "),
+    ]
     if spec.options:
         first = next(iter(spec.options))
         lines += ["usage:", f"  iqa4k score -m {spec.name} --opt {first}=VALUE ..."]
@@ -199,15 +209,17 @@ def _key(path: str | Path) -> str:
     return os.path.normcase(os.path.abspath(str(path)))
 
 
-def _read_csv(path: Path) -> tuple[list[str], list[dict[str, str]]]:
-    """Header and rows of a CSV file (a BOM from spreadsheet exports is dropped)."""
+def _read_csv(path: Path, sniff: bool = False) -> tuple[list[str], list[dict[str, str]]]:
+    """Header and rows of a CSV file (a BOM from spreadsheet exports is dropped). ``sniff``
+    also accepts ';' and tab separators, for label files made by other tools.
+    """
     with open(path, newline="", encoding="utf-8-sig") as f:
-        sample = f.read(4096)
-        f.seek(0)
-        try:
-            dialect: Any = csv.Sniffer().sniff(sample, delimiters=",;\t")
-        except csv.Error:
-            dialect = csv.excel
+        dialect: Any = csv.excel
+        if sniff:
+            sample = f.read(8192)
+            f.seek(0)
+            with contextlib.suppress(csv.Error):  # one column, or nothing to go by: commas
+                dialect = csv.Sniffer().sniff(sample, delimiters=",;\t")
         reader = csv.DictReader(f, dialect=dialect)
         header = [h.strip() for h in reader.fieldnames or []]
         reader.fieldnames = header
@@ -298,6 +310,17 @@ def _reason(e: Exception, path: Path | None = None) -> str:
     return str(e)
 
 
+# Errors that belong to one image (or one batch) and must not stop a long run. A batch too big
+# for the GPU is retried image by image like any other batch failure.
+_ITEM_ERRORS = (IQAError, torch.cuda.OutOfMemoryError)
+
+
+def _describe_error(e: Exception) -> str:
+    if isinstance(e, torch.cuda.OutOfMemoryError):
+        return "out of GPU memory (try a smaller --batch-size or --device cpu)"
+    return str(e)
+
+
 def _score_one(model: Metric, x: torch.Tensor, y: torch.Tensor | None) -> list[float]:
     with torch.inference_mode():
         s = model(x, y) if model.info.kind == "FR" else model(x)
@@ -317,16 +340,16 @@ def _score_batch(items: list[_Item], models: Mapping[str, Metric]) -> list[dict[
             for row, v in zip(rows, _score_one(model, x, y), strict=True):
                 row[name] = repr(v)
             continue
-        except IQAError as e:
+        except _ITEM_ERRORS as e:
             if len(items) == 1:
-                errors[0].append(f"{name}: {e}")
+                errors[0].append(f"{name}: {_describe_error(e)}")
                 continue
         for i, it in enumerate(items):
             try:
                 yi = None if it.y is None else it.y[None]
                 rows[i][name] = repr(_score_one(model, it.x[None], yi)[0])
-            except IQAError as e:
-                errors[i].append(f"{name}: {e}")
+            except _ITEM_ERRORS as e:
+                errors[i].append(f"{name}: {_describe_error(e)}")
     for row, errs in zip(rows, errors, strict=True):
         row[ERROR] = "; ".join(errs)
     return rows
@@ -424,8 +447,13 @@ def score(
     run = ScoreRun(out=out, metrics=names, rows=list(kept), resumed=len(pairs) - len(todo))
 
     bar = tqdm(
-        total=len(pairs), initial=run.resumed, unit="img", desc="scoring", file=sys.stderr,
-        disable=not progress, dynamic_ncols=True,
+        total=len(pairs),
+        initial=run.resumed,
+        unit="img",
+        desc="scoring",
+        file=sys.stderr,
+        disable=not progress,
+        dynamic_ncols=True,
     )
     try:
         with open(out, "a", newline="", encoding="utf-8") as f:
@@ -458,10 +486,19 @@ def _summary(run: ScoreRun) -> str:
 
 
 def _cmd_score(args: argparse.Namespace) -> int:
+    if args.ref and all(get_spec(m).kind == "NR" for m in _metric_names(args.metrics)):
+        print("note: --ref is ignored: no full-reference metric is selected", file=sys.stderr)
     run = score(
-        args.dist, args.metrics, args.output, ref=args.ref, options=_parse_opts(args.opt),
-        device=args.device, batch_size=args.batch_size, resume=args.resume,
-        overwrite=args.overwrite, progress=not args.no_progress,
+        args.dist,
+        args.metrics,
+        args.output,
+        ref=args.ref,
+        options=_parse_opts(args.opt),
+        device=args.device,
+        batch_size=args.batch_size,
+        resume=args.resume,
+        overwrite=args.overwrite,
+        progress=not args.no_progress,
     )
     for image, reason in run.failures:
         print(f"error: {image}: {reason}", file=sys.stderr)
@@ -481,8 +518,15 @@ def _stem(name: str) -> str:
     return base.rsplit(".", 1)[0] if "." in base else base
 
 
-def _pick(header: Sequence[str], wanted: str | None, defaults: Sequence[str], what: str,
-          path: Path) -> str:
+def _pick(
+    header: Sequence[str],
+    wanted: str | None,
+    defaults: Sequence[str],
+    what: str,
+    path: Path,
+    flag: str = "",
+) -> str:
+    """The column ``wanted``, else the first of ``defaults`` present; errors list the columns."""
     if wanted is not None:
         if wanted not in header:
             raise OptionError(f"{path} has no column {wanted!r}; its columns: {', '.join(header)}")
@@ -492,17 +536,17 @@ def _pick(header: Sequence[str], wanted: str | None, defaults: Sequence[str], wh
             return name
     raise InputError(
         f"{path}: no {what} column (looked for {', '.join(defaults)}); its columns: "
-        f"{', '.join(header)}; pick one with --{what}-column"
+        f"{', '.join(header)}" + (f"; pick one with {flag}" if flag else "")
     )
 
 
-def _mos_table(path: Path, image_col: str | None, mos_col: str | None) -> tuple[
-    dict[str, float], dict[str, float], str, str
-]:
+def _mos_table(
+    path: Path, image_col: str | None, mos_col: str | None
+) -> tuple[dict[str, float], dict[str, float], str, str]:
     """MOS by file name and by stem (ambiguous stems left out) and the columns used."""
-    header, rows = _read_csv(path)
-    icol = _pick(header, image_col, IMAGE_COLUMNS, "image", path)
-    mcol = _pick(header, mos_col, MOS_COLUMNS, "mos", path)
+    header, rows = _read_csv(path, sniff=True)
+    icol = _pick(header, image_col, IMAGE_COLUMNS, "image", path, "--image-column")
+    mcol = _pick(header, mos_col, MOS_COLUMNS, "MOS", path, "--mos-column")
     by_name: dict[str, float] = {}
     by_stem: dict[str, float | None] = {}
     for line, row in enumerate(rows, start=2):
@@ -524,8 +568,9 @@ def _mos_table(path: Path, image_col: str | None, mos_col: str | None) -> tuple[
     return by_name, stems, icol, mcol
 
 
-def _numeric_columns(header: Sequence[str], rows: Sequence[Mapping[str, str]],
-                     skip: set[str]) -> list[str]:
+def _numeric_columns(
+    header: Sequence[str], rows: Sequence[Mapping[str, str]], skip: set[str]
+) -> list[str]:
     cols = []
     for c in header:
         if c in skip:
@@ -604,16 +649,24 @@ def _evaluate(args: argparse.Namespace) -> tuple[list[_MetricEval], dict[str, An
                 ev.left_out += 1  # empty (failed) or inf (a perfect copy: PSNR of identical)
         try:
             ev.result = stats.evaluate(
-                ev.scores, ev.mos, fit=args.fit, n_boot=args.boot,
+                ev.scores,
+                ev.mos,
+                fit=args.fit,
+                n_boot=args.boot,
                 higher_is_better=ev.higher_is_better,
             )
         except InputError as e:
             ev.error = str(e)
         evals.append(ev)
     meta = {
-        "scores": str(scores_path), "mos": str(mos_path), "mos_column": mos_col,
-        "image_column": mos_icol, "matched": len(matched), "unmatched": len(rows) - len(matched),
-        "fit": args.fit, "n_boot": args.boot,
+        "scores": str(scores_path),
+        "mos": str(mos_path),
+        "mos_column": mos_col,
+        "image_column": mos_icol,
+        "matched": len(matched),
+        "unmatched": len(rows) - len(matched),
+        "fit": args.fit,
+        "n_boot": args.boot,
     }
     return evals, meta
 
@@ -644,13 +697,21 @@ def _print_evaluation(evals: list[_MetricEval], meta: Mapping[str, Any]) -> None
         if r is None:
             table.append((e.name, str(len(e.scores)), e.error, "", "", "", ""))
             continue
-        table.append((
-            e.name, str(r.n), _ci(r.srcc, r.ci, "srcc"), _ci(r.plcc, r.ci, "plcc"),
-            f"{r.krcc:.4f}", f"{r.rmse:.4f}", _fit_status(meta["fit"], r),
-        ))
+        table.append(
+            (
+                e.name,
+                str(r.n),
+                _ci(r.srcc, r.ci, "srcc"),
+                _ci(r.plcc, r.ci, "plcc"),
+                f"{r.krcc:.4f}",
+                f"{r.rmse:.4f}",
+                _fit_status(meta["fit"], r),
+            )
+        )
     print(_table(table, right=(False, True, False, False, True, True, False)))
-    notes = [f"{e.name}: {e.left_out} empty or non-finite score(s) left out" for e in evals
-             if e.left_out]
+    notes = [
+        f"{e.name}: {e.left_out} empty or non-finite score(s) left out" for e in evals if e.left_out
+    ]
     if any(e.result is not None and e.result.negated for e in evals):
         notes.append("lower-is-better metrics are negated first, so a good metric shows SRCC > 0")
     if meta["fit"] != "none":
@@ -707,9 +768,13 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         doc = dict(meta)
         doc["metrics"] = {
             e.name: (
-                {**e.result.to_dict(), "higher_is_better": e.higher_is_better,
-                 "left_out": e.left_out}
-                if e.result is not None else {"error": e.error, "left_out": e.left_out}
+                {
+                    **e.result.to_dict(),
+                    "higher_is_better": e.higher_is_better,
+                    "left_out": e.left_out,
+                }
+                if e.result is not None
+                else {"error": e.error, "left_out": e.left_out}
             )
             for e in evals
         }
@@ -768,14 +833,24 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--ref", help="reference file or folder (paired by file name; FR metrics)")
     s.add_argument("-o", "--output", required=True, help="output CSV")
     s.add_argument("--device", help="torch device, e.g. cpu or cuda:0")
-    s.add_argument("--batch-size", type=_positive_int, default=1,
-                   help="same-size images scored together (default 1)")
+    s.add_argument(
+        "--batch-size",
+        type=_positive_int,
+        default=1,
+        help="same-size images scored together (default 1)",
+    )
     mode = s.add_mutually_exclusive_group()
-    mode.add_argument("--resume", action="store_true",
-                      help="keep the finished rows of OUTPUT and score the rest")
+    mode.add_argument(
+        "--resume", action="store_true", help="keep the finished rows of OUTPUT and score the rest"
+    )
     mode.add_argument("--overwrite", action="store_true", help="replace an existing OUTPUT")
-    s.add_argument("--opt", action="append", default=[], metavar="NAME=VALUE",
-                   help="metric option, repeatable (see `iqa4k info METRIC`)")
+    s.add_argument(
+        "--opt",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="metric option, repeatable (see `iqa4k info METRIC`)",
+    )
     s.add_argument("--no-progress", action="store_true", help="no progress bar")
     s.set_defaults(func=_cmd_score)
 
@@ -783,11 +858,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("scores", help="CSV from `iqa4k score`")
     s.add_argument("--mos", required=True, help="CSV with an image column and a MOS column")
     s.add_argument("--mos-column", help="MOS column (default: first of mos, dmos, score, MOS)")
-    s.add_argument("--image-column",
-                   help="image column of the MOS file (default: first of " +
-                   ", ".join(IMAGE_COLUMNS) + ")")
-    s.add_argument("--fit", choices=("5pl", "4pl", "none"), default="5pl",
-                   help="logistic map before PLCC/RMSE (default 5pl)")
+    s.add_argument(
+        "--image-column",
+        help="image column of the MOS file (default: first of " + ", ".join(IMAGE_COLUMNS) + ")",
+    )
+    s.add_argument(
+        "--fit",
+        choices=("5pl", "4pl", "none"),
+        default="5pl",
+        help="logistic map before PLCC/RMSE (default 5pl)",
+    )
     s.add_argument("--boot", type=int, default=1000, help="bootstrap resamples for CIs (0: none)")
     s.add_argument("--json", action="store_true", help="print JSON instead of a table")
     s.add_argument("--plot", metavar="DIR", help="write one scatter plot PNG per metric")
@@ -799,8 +879,8 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _fail(message: str, code: int, stream: TextIO | None = None) -> int:
-    print(f"error: {message}", file=stream or sys.stderr)
+def _fail(message: str, code: int) -> int:
+    print(f"error: {message}", file=sys.stderr)
     return code
 
 

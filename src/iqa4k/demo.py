@@ -83,14 +83,21 @@ def _run(out_dir: str | Path, progress: bool) -> tuple[Path, ScoreRun]:
     metrics = list(METRICS)  # every registered metric: FR ones against ref, NR ones alone
     # All versions share one size, so a batch of 8 halves the time; results do not change.
     run = score(
-        paths, metrics, out / "scores.csv", ref=ref, overwrite=True, batch_size=8,
+        paths,
+        metrics,
+        out / "scores.csv",
+        ref=ref,
+        overwrite=True,
+        batch_size=8,
         progress=progress,
     )
     print(_table(run))
     for image, reason in run.failures:
         print(f"error: {image}: {reason}", file=sys.stderr)
     report = write_html(
-        run.rows, metrics, out / "report.html",
+        run.rows,
+        metrics,
+        out / "report.html",
         title=f"iqa4k demo: SR-style degradations of {SAMPLE}",
     )
     print(f"\nwrote {out / 'scores.csv'} and {report}")

@@ -148,9 +148,13 @@ def list_images(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> list[
         if path.is_dir():
             # Non-recursive; hidden files (.DS_Store, ._I01.png from macOS) are never images.
             found += sorted(
-                (p for p in path.iterdir()
-                 if p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".")
-                 and p.is_file()),
+                (
+                    p
+                    for p in path.iterdir()
+                    if p.suffix.lower() in IMAGE_EXTENSIONS
+                    and not p.name.startswith(".")
+                    and p.is_file()
+                ),
                 key=lambda p: p.name,
             )
         elif path.exists():
