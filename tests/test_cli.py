@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 from scipy import stats as sps
 
-from iqa4k import cli, create_metric, registry
+from iqa4k import cli, create_metric, registry, scoring
 from iqa4k.cli import main, parse_value
 from iqa4k.registry import METRICS
 
@@ -146,8 +146,19 @@ def test_score_single_files_and_reference_file(pairs, tmp_path):
 def test_options_go_to_the_metrics_that_have_them(pairs, tmp_path):
     dist, ref = pairs
     out = tmp_path / "s.csv"
-    rc = _score(dist, ref, out, "-m", "psnr,ssim", "--opt", "color_space=y", "--opt",
-                "crop_border=4", "--opt", "win_size=7")
+    rc = _score(
+        dist,
+        ref,
+        out,
+        "-m",
+        "psnr,ssim",
+        "--opt",
+        "color_space=y",
+        "--opt",
+        "crop_border=4",
+        "--opt",
+        "win_size=7",
+    )
     assert rc == 0
     _, rows = _read(out)
     psnr = create_metric("psnr", color_space="y", crop_border=4)  # psnr has no win_size
@@ -218,9 +229,9 @@ def test_resume_completes_a_killed_run_without_rescoring(pairs, tmp_path, monkey
     out.write_text(lines[0] + lines[1] + lines[2][:40])
 
     loaded: list[str] = []
-    real = cli.iqa_io.load_image
+    real = scoring.iqa_io.load_image
     monkeypatch.setattr(
-        cli.iqa_io, "load_image", lambda p, **kw: loaded.append(Path(p).name) or real(p, **kw)
+        scoring.iqa_io, "load_image", lambda p, **kw: loaded.append(Path(p).name) or real(p, **kw)
     )
     assert _score(dist, ref, out, "-m", "psnr,ssim", "--resume") == 0
     assert sorted(loaded) == ["b.png", "b.png", "c.png", "c.png"]  # dist + ref, not a.png
@@ -335,9 +346,14 @@ def _mean_brightness(x: torch.Tensor) -> torch.Tensor:
 @pytest.fixture
 def fake_nr(monkeypatch):
     spec = dataclasses.replace(
-        METRICS["psnr"], name="fake_nr", kind="NR", higher_is_better=False,
-        score_range=(0.0, 1.0), summary="mean brightness (test stand-in)",
-        function=_mean_brightness, options={},
+        METRICS["psnr"],
+        name="fake_nr",
+        kind="NR",
+        higher_is_better=False,
+        score_range=(0.0, 1.0),
+        summary="mean brightness (test stand-in)",
+        function=_mean_brightness,
+        options={},
     )
     table = MappingProxyType({**METRICS, "fake_nr": spec})
     monkeypatch.setattr(registry, "METRICS", table)
@@ -389,13 +405,17 @@ def scored(tmp_path, rng):
     mine = -mos + rng.normal(0, 0.3, n)  # a lower-is-better score of unknown name
     names = [f"img{i:02d}" for i in range(n)]
     scores = _write_csv(
-        tmp_path / "scores.csv", ["image", "ref", "psnr", "ssim", "mine", "error"],
-        [[f"/data/dist/{nm}.png", "/data/ref/r.png", p, s, m, ""]
-         for nm, p, s, m in zip(names, psnr, ssim, mine, strict=True)],
+        tmp_path / "scores.csv",
+        ["image", "ref", "psnr", "ssim", "mine", "error"],
+        [
+            [f"/data/dist/{nm}.png", "/data/ref/r.png", p, s, m, ""]
+            for nm, p, s, m in zip(names, psnr, ssim, mine, strict=True)
+        ],
     )
     # KADID layout; names with another extension: the join falls back to the stem
     mos_file = _write_csv(
-        tmp_path / "dmos.csv", ["dist", "ref", "dmos"],
+        tmp_path / "dmos.csv",
+        ["dist", "ref", "dmos"],
         [[f"{nm}.bmp", "r.bmp", v] for nm, v in zip(names, mos, strict=True)][::-1],
     )
     return scores, mos_file, {"psnr": psnr, "ssim": ssim, "mine": mine, "mos": mos}
@@ -414,8 +434,12 @@ def test_evaluate_table(scored, capsys):
 
 def test_evaluate_json_matches_scipy_and_uses_the_registry_direction(scored, capsys):
     scores, mos, data = scored
-    assert main(["evaluate", str(scores), "--mos", str(mos), "--json", "--boot", "200",
-                 "--fit", "4pl"]) == 0
+    assert (
+        main(
+            ["evaluate", str(scores), "--mos", str(mos), "--json", "--boot", "200", "--fit", "4pl"]
+        )
+        == 0
+    )
     doc = json.loads(capsys.readouterr().out)
     assert doc["matched"] == 20 and doc["mos_column"] == "dmos" and doc["fit"] == "4pl"
     res = doc["metrics"]
@@ -434,8 +458,23 @@ def test_evaluate_json_matches_scipy_and_uses_the_registry_direction(scored, cap
 def test_evaluate_plot_writes_one_png_per_metric(scored, tmp_path, capsys):
     scores, mos, _ = scored
     plots = tmp_path / "plots"
-    assert main(["evaluate", str(scores), "--mos", str(mos), "--boot", "0", "--fit", "4pl",
-                 "--plot", str(plots)]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                str(scores),
+                "--mos",
+                str(mos),
+                "--boot",
+                "0",
+                "--fit",
+                "4pl",
+                "--plot",
+                str(plots),
+            ]
+        )
+        == 0
+    )
     files = sorted(p.name for p in plots.iterdir())
     assert files == ["mine.png", "psnr.png", "ssim.png"]
     for f in files:
@@ -448,8 +487,9 @@ def test_evaluate_skips_failed_and_infinite_scores(tmp_path, capsys):
     rows = [[f"i{k}.png", "", 10.0 + k, ""] for k in range(5)]
     rows += [["i5.png", "", "inf", ""], ["i6.png", "", "", "psnr: boom"]]
     scores = _write_csv(tmp_path / "s.csv", ["image", "ref", "psnr", "error"], rows)
-    mos = _write_csv(tmp_path / "m.csv", ["image", "mos"],
-                     [[f"i{k}.png", float(k)] for k in range(7)])
+    mos = _write_csv(
+        tmp_path / "m.csv", ["image", "mos"], [[f"i{k}.png", float(k)] for k in range(7)]
+    )
     assert main(["evaluate", str(scores), "--mos", str(mos), "--json", "--boot", "0"]) == 0
     res = json.loads(capsys.readouterr().out)["metrics"]["psnr"]
     assert res["n"] == 5 and res["left_out"] == 2 and res["srcc"] == pytest.approx(1.0)
@@ -466,8 +506,9 @@ def test_evaluate_errors(scored, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "no image column" in err and "its columns: file, quality" in err
 
-    other = _write_csv(tmp_path / "other.csv", ["image", "mos"],
-                       [["x.png", 1.0], ["y.png", 2.0], ["z.png", 3.0]])
+    other = _write_csv(
+        tmp_path / "other.csv", ["image", "mos"], [["x.png", 1.0], ["y.png", 2.0], ["z.png", 3.0]]
+    )
     assert main(["evaluate", str(scores), "--mos", str(other)]) == 1
     assert "no image of" in capsys.readouterr().err
 
@@ -486,8 +527,22 @@ def test_score_then_evaluate_on_kadid(tmp_path, capsys):
     out = tmp_path / "kadid.csv"
     assert _score(dist, kadid / "I01.png", out, "-m", "psnr,ssim") == 0
     capsys.readouterr()
-    assert main(["evaluate", str(out), "--mos", str(kadid / "dmos.csv"), "--json",
-                 "--boot", "100", "--fit", "none"]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                str(out),
+                "--mos",
+                str(kadid / "dmos.csv"),
+                "--json",
+                "--boot",
+                "100",
+                "--fit",
+                "none",
+            ]
+        )
+        == 0
+    )
     doc = json.loads(capsys.readouterr().out)
     _, rows = _read(out)
     dmos = {r["dist"]: float(r["dmos"]) for r in _read(kadid / "dmos.csv")[1]}
@@ -509,4 +564,3 @@ def test_help_and_version_exit_cleanly(capsys):
     assert main(["--version"]) == 0
     assert "iqa4k" in capsys.readouterr().out
     assert main([]) == 2  # no command: argparse usage error
-

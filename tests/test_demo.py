@@ -21,7 +21,12 @@ from iqa4k.registry import METRICS
 
 SUITE = [
     *(f"x{f}_{m}" for f in (2, 4, 8) for m in ("nearest", "bilinear", "bicubic")),
-    "jpeg_q10", "jpeg_q30", "blur_s1", "blur_s2", "noise_s2pct", "noise_s5pct",
+    "jpeg_q10",
+    "jpeg_q30",
+    "blur_s1",
+    "blur_s2",
+    "noise_s2pct",
+    "noise_s5pct",
 ]
 FR = [name for name, spec in METRICS.items() if spec.kind == "FR"]
 NR = [name for name, spec in METRICS.items() if spec.kind == "NR"]
@@ -155,8 +160,9 @@ def test_jpeg_matches_pillow(image):
 def test_blur_matches_scipy(image, sigma):
     # scipy's 'mirror' is reflect-101; truncate is set so its support is our +-ceil(3 sigma)
     radius = math.ceil(3 * sigma)
-    expected = ndimage.gaussian_filter(image.double().numpy(), (0, sigma, sigma),
-                                       mode="mirror", truncate=radius / sigma)
+    expected = ndimage.gaussian_filter(
+        image.double().numpy(), (0, sigma, sigma), mode="mirror", truncate=radius / sigma
+    )
     got = degrade.gaussian_blur(image, sigma).double().numpy()
     assert np.abs(got - expected).max() < 1e-5
 
@@ -186,6 +192,10 @@ def test_bad_arguments():
 @pytest.mark.slow
 def test_each_degradation_handles_a_4k_frame():
     x = torch.rand(3, 2160, 3840)
-    for y in (degrade.resample(x, 8, "bicubic"), degrade.jpeg(x, 30),
-              degrade.gaussian_blur(x, 2), degrade.gaussian_noise(x, 0.02)):
+    for y in (
+        degrade.resample(x, 8, "bicubic"),
+        degrade.jpeg(x, 30),
+        degrade.gaussian_blur(x, 2),
+        degrade.gaussian_noise(x, 0.02),
+    ):
         assert y.shape == x.shape and y.dtype == x.dtype

@@ -60,8 +60,12 @@ def png16(arr: np.ndarray, color_type: int) -> bytes:
     h, w = arr.shape[:2]
     rows = b"".join(b"\x00" + arr[i].astype(">u2").tobytes() for i in range(h))
     header = struct.pack(">IIBBBBB", w, h, 16, color_type, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header)
-            + png_chunk(b"IDAT", zlib.compress(rows)) + png_chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + png_chunk(b"IHDR", header)
+        + png_chunk(b"IDAT", zlib.compress(rows))
+        + png_chunk(b"IEND", b"")
+    )
 
 
 def with_exif_chunk(png: bytes, orientation: int) -> bytes:
@@ -77,30 +81,54 @@ def tiff16_rgb(arr: np.ndarray, orientation: int) -> bytes:
     h, w, _ = arr.shape
     pixels = arr.astype("<u2").tobytes()
     bits_at = 8 + len(pixels)
-    tags = [(256, 3, 1, w), (257, 3, 1, h), (258, 3, 3, bits_at), (259, 3, 1, 1), (262, 3, 1, 2),
-            (273, 4, 1, 8), (274, 3, 1, orientation), (277, 3, 1, 3), (278, 3, 1, h),
-            (279, 4, 1, len(pixels)), (284, 3, 1, 1)]
+    tags = [
+        (256, 3, 1, w),
+        (257, 3, 1, h),
+        (258, 3, 3, bits_at),
+        (259, 3, 1, 1),
+        (262, 3, 1, 2),
+        (273, 4, 1, 8),
+        (274, 3, 1, orientation),
+        (277, 3, 1, 3),
+        (278, 3, 1, h),
+        (279, 4, 1, len(pixels)),
+        (284, 3, 1, 1),
+    ]
     ifd = struct.pack("<H", len(tags)) + b"".join(struct.pack("<HHII", *t) for t in tags)
-    return (b"II*\0" + struct.pack("<I", bits_at + 6) + pixels + struct.pack("<3H", 16, 16, 16)
-            + ifd + b"\0\0\0\0")
+    return (
+        b"II*\0"
+        + struct.pack("<I", bits_at + 6)
+        + pixels
+        + struct.pack("<3H", 16, 16, 16)
+        + ifd
+        + b"\0\0\0\0"
+    )
 
 
 def oriented(arr: np.ndarray, orientation: int) -> np.ndarray:
     """Pillow's transposition of an HxWxC uint16 array, channel by channel (mode I;16)."""
     if orientation == 1:
         return arr
-    planes = [np.asarray(Image.fromarray(arr[..., c]).transpose(PIL_TRANSPOSE[orientation]))
-              for c in range(arr.shape[2])]
+    planes = [
+        np.asarray(Image.fromarray(arr[..., c]).transpose(PIL_TRANSPOSE[orientation]))
+        for c in range(arr.shape[2])
+    ]
     return np.stack(planes, -1)
 
 
 # --- load_image: formats and values -----------------------------------------------------------
 
 
-@pytest.mark.parametrize("ext, options", [
-    (".png", {}), (".bmp", {}), (".tif", {}), (".tiff", {"compression": "tiff_lzw"}),
-    (".webp", {"lossless": True}),
-])
+@pytest.mark.parametrize(
+    "ext, options",
+    [
+        (".png", {}),
+        (".bmp", {}),
+        (".tif", {}),
+        (".tiff", {"compression": "tiff_lzw"}),
+        (".webp", {"lossless": True}),
+    ],
+)
 def test_lossless_round_trip_is_exact(tmp_path, rng, ext, options):
     arr = rng.integers(0, 256, (37, 53, 3), dtype=np.uint8)
     path = tmp_path / f"img{ext}"
@@ -337,8 +365,10 @@ def test_zero_size_png(tmp_path):
     Image.new("L", (3, 3)).save(tmp_path / "ok.png")
     png = (tmp_path / "ok.png").read_bytes()
     ihdr = png.index(b"IHDR")
-    header = struct.pack(">II", 0, 3) + png[ihdr + 12: ihdr + 17]
-    (tmp_path / "z.png").write_bytes(png[: ihdr - 4] + png_chunk(b"IHDR", header) + png[ihdr + 21:])
+    header = struct.pack(">II", 0, 3) + png[ihdr + 12 : ihdr + 17]
+    (tmp_path / "z.png").write_bytes(
+        png[: ihdr - 4] + png_chunk(b"IHDR", header) + png[ihdr + 21 :]
+    )
     with pytest.raises(ImageReadError, match=r"z\.png"):
         load_image(tmp_path / "z.png")
 
@@ -355,8 +385,14 @@ def test_to_batch_tensor_shapes(rng):
     assert torch.equal(to_batch(grey), grey.expand(-1, 3, -1, -1))
     assert torch.equal(to_batch(grey[0]), grey[:1].expand(-1, 3, -1, -1))
     assert torch.equal(to_batch(grey[0, 0]), grey[:1].expand(-1, 3, -1, -1))
-    for bad in (x[:, :2], torch.rand(1, 5, 4, 4), torch.rand(1, 4, 4, 4), torch.rand(4, 4, 3),
-                torch.rand(3), torch.rand(1, 1, 3, 4, 4)):
+    for bad in (
+        x[:, :2],
+        torch.rand(1, 5, 4, 4),
+        torch.rand(1, 4, 4, 4),
+        torch.rand(4, 4, 3),
+        torch.rand(3),
+        torch.rand(1, 1, 3, 4, 4),
+    ):
         with pytest.raises(InputError, match="channel-first"):
             to_batch(bad)
 
@@ -434,8 +470,13 @@ def test_to_batch_arrays(rng):
         to_batch(floats * 2)
     with pytest.raises(InputError, match="int64"):
         to_batch(rgb.astype(np.int64))
-    for bad in (np.zeros((6, 7, 2), np.uint8), np.zeros((6, 7, 5), np.uint8),
-                np.zeros((2, 6, 7, 5), np.uint8), np.zeros((3, 6, 7)), np.zeros(5)):
+    for bad in (
+        np.zeros((6, 7, 2), np.uint8),
+        np.zeros((6, 7, 5), np.uint8),
+        np.zeros((2, 6, 7, 5), np.uint8),
+        np.zeros((3, 6, 7)),
+        np.zeros(5),
+    ):
         with pytest.raises(InputError):
             to_batch(bad)
 
@@ -524,20 +565,26 @@ def test_list_images(tmp_path):
 def test_pair_by_name_rules(tmp_path):
     ref = tmp_path / "ref"
     touch(ref, "I01.BMP", "I02.png", "baboon.png", "img_01.png", "img.png", "x.png", "x.bmp")
-    dist = touch(tmp_path / "dist",
-                 "I02.png",             # same name
-                 "i01_01_5.bmp",        # prefix + "_", case-insensitive
-                 "baboon_x4_bicubic.png",
-                 "img_01_blur.png",     # longest prefix wins over "img"
-                 "img-jpeg.png",        # "-" separator
-                 "img.07.png",          # "." separator
-                 "x.png",               # same name beats same stem (x.bmp)
-                 "I02.jpg")             # same stem, other extension
+    dist = touch(
+        tmp_path / "dist",
+        "I02.png",  # same name
+        "i01_01_5.bmp",  # prefix + "_", case-insensitive
+        "baboon_x4_bicubic.png",
+        "img_01_blur.png",  # longest prefix wins over "img"
+        "img-jpeg.png",  # "-" separator
+        "img.07.png",  # "." separator
+        "x.png",  # same name beats same stem (x.bmp)
+        "I02.jpg",
+    )  # same stem, other extension
     pairs = pair_by_name(dist, ref)
     assert [(d.name, r.name) for d, r in pairs] == [
-        ("I02.png", "I02.png"), ("i01_01_5.bmp", "I01.BMP"),
-        ("baboon_x4_bicubic.png", "baboon.png"), ("img_01_blur.png", "img_01.png"),
-        ("img-jpeg.png", "img.png"), ("img.07.png", "img.png"), ("x.png", "x.png"),
+        ("I02.png", "I02.png"),
+        ("i01_01_5.bmp", "I01.BMP"),
+        ("baboon_x4_bicubic.png", "baboon.png"),
+        ("img_01_blur.png", "img_01.png"),
+        ("img-jpeg.png", "img.png"),
+        ("img.07.png", "img.png"),
+        ("x.png", "x.png"),
         ("I02.jpg", "I02.png"),
     ]
     # a list of reference files works like the folder

@@ -70,7 +70,7 @@ def _parse(path: Path) -> _Page:
 def _decode(uri: str) -> Image.Image:
     prefix = "data:image/jpeg;base64,"
     assert uri.startswith(prefix)
-    im = Image.open(io.BytesIO(base64.b64decode(uri[len(prefix):], validate=True)))
+    im = Image.open(io.BytesIO(base64.b64decode(uri[len(prefix) :], validate=True)))
     im.load()
     return im
 
@@ -87,12 +87,27 @@ def images(tmp_path: Path, rng: np.random.Generator) -> dict[str, Path]:
 
 def test_rows_scores_and_embedded_images(images, tmp_path):
     rows = [
-        {"image": str(images["big"]), "ref": "/r/ref.png", "psnr": "inf", "ssim": "1.0",
-         "error": ""},
-        {"image": images["small"], "ref": "/r/ref.png", "psnr": 31.23456, "ssim": 0.912345,
-         "error": ""},
-        {"image": tmp_path / "gone.png", "ref": "", "psnr": "", "ssim": "",
-         "error": "cannot decode <oops>"},
+        {
+            "image": str(images["big"]),
+            "ref": "/r/ref.png",
+            "psnr": "inf",
+            "ssim": "1.0",
+            "error": "",
+        },
+        {
+            "image": images["small"],
+            "ref": "/r/ref.png",
+            "psnr": 31.23456,
+            "ssim": 0.912345,
+            "error": "",
+        },
+        {
+            "image": tmp_path / "gone.png",
+            "ref": "",
+            "psnr": "",
+            "ssim": "",
+            "error": "cannot decode <oops>",
+        },
     ]
     out = write_html(rows, ["psnr", "ssim"], tmp_path / "sub" / "r.html", title="T <1> & 2")
     assert out == tmp_path / "sub" / "r.html"
@@ -104,8 +119,14 @@ def test_rows_scores_and_embedded_images(images, tmp_path):
     big, small, gone = page.rows
     assert big[2:] == ["big.pngvs ref.png", "\u221e", "1.0000", ""]
     assert small[2:] == ["small <b>&.pngvs ref.png", "31.23", "0.9123", ""]
-    assert gone == ["no preview", "no preview", "gone.png", "\u2013", "\u2013",
-                    "cannot decode <oops>"]
+    assert gone == [
+        "no preview",
+        "no preview",
+        "gone.png",
+        "\u2013",
+        "\u2013",
+        "cannot decode <oops>",
+    ]
     assert "script" not in page.tags and "b" not in page.tags  # names were escaped
 
     # 2 pictures per readable row: the thumbnail and the 1:1 crop, all real JPEGs
@@ -116,9 +137,7 @@ def test_rows_scores_and_embedded_images(images, tmp_path):
     assert decoded[1].size == (128, 128)  # centre crop at full resolution
     assert decoded[2].size == (40, 30)  # never enlarged
     assert decoded[3].size == (30, 30)  # crop limited by the image
-    assert [img["alt"] for img in page.images] == ["big.png", "big.png"] + 2 * [
-        "small <b>&.png"
-    ]
+    assert [img["alt"] for img in page.images] == ["big.png", "big.png"] + 2 * ["small <b>&.png"]
     assert "http" not in out.read_text()  # nothing linked: the file travels alone
 
 
@@ -131,8 +150,9 @@ def test_no_error_column_without_errors_and_no_detail_when_off(images, tmp_path)
 
 
 def test_direction_arrow_comes_from_the_registry(images, tmp_path, monkeypatch):
-    lower = dataclasses.replace(METRICS["psnr"], name="lower_m", higher_is_better=False,
-                                score_range=(0.0, 100.0))
+    lower = dataclasses.replace(
+        METRICS["psnr"], name="lower_m", higher_is_better=False, score_range=(0.0, 100.0)
+    )
     monkeypatch.setattr(report_html, "METRICS", MappingProxyType({**METRICS, "lower_m": lower}))
     rows = [{"image": images["big"], "lower_m": 12.3456}]
     page = _parse(write_html(rows, ["lower_m"], tmp_path / "r.html"))

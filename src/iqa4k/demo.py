@@ -1,23 +1,23 @@
 """``iqa4k demo``: degrade a bundled photo the way SR pipelines do and score every version.
 
-The scoring goes through :func:`iqa4k.cli.score`, the routine behind ``iqa4k score``, so the
-demo exercises exactly what users run: files on disk, pairing, batching and the CSV.
+The scoring goes through :func:`iqa4k.scoring.score`, the routine behind ``iqa4k score``, so
+the demo exercises exactly what users run: files on disk, pairing, batching and the CSV.
 """
 
 from __future__ import annotations
 
-import math
 import sys
 from importlib import resources
 from pathlib import Path
 
 import torch
 
-from .cli import ScoreRun, score
 from .degrade import sr_suite
 from .io import load_image, save_image
 from .registry import METRICS
-from .report import format_score, write_html
+from .report import write_html
+from .report.tables import score_table
+from .scoring import ScoreRun, score
 
 __all__ = ["SAMPLE", "demo_main", "run_demo", "sample_image"]
 
@@ -46,37 +46,6 @@ def _make_images(folder: Path) -> tuple[Path, list[Path]]:
     return ref, paths
 
 
-def _bound(v: float) -> str:
-    return ("\u221e" if v > 0 else "-\u221e") if math.isinf(v) else f"{v:g}"
-
-
-def _table(run: ScoreRun) -> str:
-    metrics = run.metrics
-    header = ["image", *metrics]
-    body = [
-        [Path(r["image"]).stem, *(format_score(r.get(m), m) for m in metrics)] for r in run.rows
-    ]
-    widths = [max(len(row[i]) for row in [header, *body]) for i in range(len(header))]
-
-    def line(row: list[str]) -> str:
-        return "  ".join(
-            c.ljust(w) if i == 0 else c.rjust(w)
-            for i, (c, w) in enumerate(zip(row, widths, strict=True))
-        ).rstrip()
-
-    rule = "-" * len(line(header))
-    lines = [line(header), rule, *(line(r) for r in body), rule]
-    for m in metrics:
-        spec = METRICS[m]
-        lo, hi = spec.score_range
-        ideal = hi if spec.higher_is_better else lo
-        lines.append(
-            f"{m}: {'higher' if spec.higher_is_better else 'lower'} is better "
-            f"({spec.kind}, range {_bound(lo)} to {_bound(hi)}, ideal {_bound(ideal)})"
-        )
-    return "\n".join(lines)
-
-
 def _run(out_dir: str | Path, progress: bool) -> tuple[Path, ScoreRun]:
     out = Path(out_dir)
     ref, paths = _make_images(out / "images")
@@ -91,7 +60,7 @@ def _run(out_dir: str | Path, progress: bool) -> tuple[Path, ScoreRun]:
         batch_size=8,
         progress=progress,
     )
-    print(_table(run))
+    print(score_table(run))
     for image, reason in run.failures:
         print(f"error: {image}: {reason}", file=sys.stderr)
     report = write_html(

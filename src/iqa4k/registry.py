@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any, Literal
 
@@ -90,129 +90,104 @@ class MetricSpec:
         return resolved
 
 
-# Options shared by the full-reference classical metrics.
-_COLOR = Option("rgb", "channels the metric is computed on (rgb | gray | y)", COLOR_SPACES)
-_QUANTIZE = Option(
-    True, "round gray/y to the 8-bit grid as MATLAB does for uint8 images (straight-through grad)"
-)
-_CROP = Option(
-    0, "pixels shaved from each side before scoring (SR convention: the scale)", minimum=0
-)
-_RANGE = Option(
-    1.0, "value range of tensor/array inputs: 1.0 for [0,1], 255.0 for [0,255]", minimum=1e-12
-)
+# Options of every full-reference classical metric, beside the channels they default to.
+_FR_BASE = {
+    "quantize": Option(
+        True,
+        "round gray/y to the 8-bit grid as MATLAB does for uint8 images (straight-through grad)",
+    ),
+    "crop_border": Option(
+        0, "pixels shaved from each side before scoring (SR convention: the scale)", minimum=0
+    ),
+    "data_range": Option(
+        1.0, "value range of tensor/array inputs: 1.0 for [0,1], 255.0 for [0,255]", minimum=1e-12
+    ),
+}
 _WINDOW = {
     "win_size": Option(11, "side of the Gaussian window", minimum=1),
     "win_sigma": Option(1.5, "standard deviation of the Gaussian window", minimum=1e-6),
     "k1": Option(0.01, "luminance stabiliser: C1 = (k1 * L)^2", minimum=0.0),
     "k2": Option(0.03, "contrast stabiliser: C2 = (k2 * L)^2", minimum=0.0),
 }
-_GRAY = Option("gray", _COLOR.doc, COLOR_SPACES)
-_SSIM_PAPER = (
-    "Z. Wang, A. C. Bovik, H. R. Sheikh, E. P. Simoncelli. Image quality assessment: from "
-    "error visibility to structural similarity. IEEE TIP 13(4):600-612, 2004."
+
+
+def _color(default: str) -> dict[str, Option]:
+    doc = "channels the metric is computed on: rgb, gray (MATLAB rgb2gray) or y (BT.601 luma)"
+    return {"color_space": Option(default, doc, COLOR_SPACES)}
+
+
+def _on_luma(spec: MetricSpec, summary: str) -> MetricSpec:
+    """The ``_y`` variant of ``spec``: the same metric on BT.601 luma, as SR papers report it."""
+    options = {**spec.options, **_color("y")}
+    return replace(spec, name=f"{spec.name}_y", summary=summary, options=options)
+
+
+_PSNR = MetricSpec(
+    name="psnr",
+    kind="FR",
+    higher_is_better=True,
+    score_range=(0.0, math.inf),
+    differentiable=True,
+    summary="Peak signal-to-noise ratio in dB over all RGB samples (MATLAB psnr).",
+    citation="Peak signal-to-noise ratio; MATLAB Image Processing Toolbox psnr().",
+    function=psnr,
+    options={**_color("rgb"), **_FR_BASE},
+)
+_SSIM = MetricSpec(
+    name="ssim",
+    kind="FR",
+    higher_is_better=True,
+    score_range=(-1.0, 1.0),
+    differentiable=True,
+    summary="Structural similarity, Wang et al.'s ssim.m on MATLAB rgb2gray.",
+    citation=(
+        "Z. Wang, A. C. Bovik, H. R. Sheikh, E. P. Simoncelli. Image quality assessment: from "
+        "error visibility to structural similarity. IEEE TIP 13(4):600-612, 2004."
+    ),
+    function=ssim,
+    options={
+        **_color("gray"),
+        **_FR_BASE,
+        "downsample": Option(
+            False,
+            "ssim.m's automatic f x f box downsampling, f = round(min(H,W)/256); "
+            "off scores full resolution",
+        ),
+        **_WINDOW,
+    },
+)
+_MS_SSIM = MetricSpec(
+    name="ms_ssim",
+    kind="FR",
+    higher_is_better=True,
+    score_range=(0.0, 1.0),
+    differentiable=True,
+    summary="Multi-scale SSIM, Wang et al.'s msssim.m (5 scales) on MATLAB rgb2gray.",
+    citation=(
+        "Z. Wang, E. P. Simoncelli, A. C. Bovik. Multiscale structural similarity for image "
+        "quality assessment. Asilomar Conference on Signals, Systems and Computers, 2003."
+    ),
+    function=ms_ssim,
+    options={
+        **_color("gray"),
+        **_FR_BASE,
+        **_WINDOW,
+        "scale_weights": Option(MS_SSIM_WEIGHTS, "weight of each scale, finest first"),
+        "pooling": Option(
+            "product",
+            "combine scales as msssim.m's 'product' (the paper) or 'wtd_sum' "
+            "(normalised weighted sum)",
+            ("product", "wtd_sum"),
+        ),
+    },
 )
 
 _SPECS = [
-    MetricSpec(
-        name="psnr",
-        kind="FR",
-        higher_is_better=True,
-        score_range=(0.0, math.inf),
-        differentiable=True,
-        summary="Peak signal-to-noise ratio in dB over all RGB samples (MATLAB psnr).",
-        citation="Peak signal-to-noise ratio; MATLAB Image Processing Toolbox psnr().",
-        function=psnr,
-        options={
-            "color_space": _COLOR,
-            "quantize": _QUANTIZE,
-            "crop_border": _CROP,
-            "data_range": _RANGE,
-        },
-    ),
-    MetricSpec(
-        name="psnr_y",
-        kind="FR",
-        higher_is_better=True,
-        score_range=(0.0, math.inf),
-        differentiable=True,
-        summary="PSNR on BT.601 luma, the super-resolution papers' convention.",
-        citation="Peak signal-to-noise ratio on the Y channel of YCbCr (MATLAB rgb2ycbcr).",
-        function=psnr,
-        options={
-            "color_space": Option("y", _COLOR.doc, COLOR_SPACES),
-            "quantize": _QUANTIZE,
-            "crop_border": _CROP,
-            "data_range": _RANGE,
-        },
-    ),
-    MetricSpec(
-        name="ssim",
-        kind="FR",
-        higher_is_better=True,
-        score_range=(-1.0, 1.0),
-        differentiable=True,
-        summary="Structural similarity, Wang et al.'s ssim.m on MATLAB rgb2gray.",
-        citation=_SSIM_PAPER,
-        function=ssim,
-        options={
-            "color_space": _GRAY,
-            "quantize": _QUANTIZE,
-            "crop_border": _CROP,
-            "data_range": _RANGE,
-            "downsample": Option(
-                False,
-                "ssim.m's automatic f x f box downsampling, "
-                "f = round(min(H,W)/256); off scores full resolution",
-            ),
-            **_WINDOW,
-        },
-    ),
-    MetricSpec(
-        name="ssim_y",
-        kind="FR",
-        higher_is_better=True,
-        score_range=(-1.0, 1.0),
-        differentiable=True,
-        summary="SSIM on BT.601 luma, the super-resolution papers' convention.",
-        citation=_SSIM_PAPER,
-        function=ssim,
-        options={
-            "color_space": Option("y", _COLOR.doc, COLOR_SPACES),
-            "quantize": _QUANTIZE,
-            "crop_border": _CROP,
-            "data_range": _RANGE,
-            "downsample": Option(False, "ssim.m's automatic box downsampling"),
-            **_WINDOW,
-        },
-    ),
-    MetricSpec(
-        name="ms_ssim",
-        kind="FR",
-        higher_is_better=True,
-        score_range=(0.0, 1.0),
-        differentiable=True,
-        summary="Multi-scale SSIM, Wang et al.'s msssim.m (5 scales) on MATLAB rgb2gray.",
-        citation=(
-            "Z. Wang, E. P. Simoncelli, A. C. Bovik. Multiscale structural similarity for image "
-            "quality assessment. Asilomar Conference on Signals, Systems and Computers, 2003."
-        ),
-        function=ms_ssim,
-        options={
-            "color_space": _GRAY,
-            "quantize": _QUANTIZE,
-            "crop_border": _CROP,
-            "data_range": _RANGE,
-            **_WINDOW,
-            "scale_weights": Option(MS_SSIM_WEIGHTS, "weight of each scale, finest first"),
-            "pooling": Option(
-                "product",
-                "combine scales as msssim.m's 'product' (the "
-                "paper) or 'wtd_sum' (normalised weighted sum)",
-                ("product", "wtd_sum"),
-            ),
-        },
-    ),
+    _PSNR,
+    _on_luma(_PSNR, "PSNR on BT.601 luma, the super-resolution papers' convention."),
+    _SSIM,
+    _on_luma(_SSIM, "SSIM on BT.601 luma, the super-resolution papers' convention."),
+    _MS_SSIM,
 ]
 
 METRICS: Mapping[str, MetricSpec] = MappingProxyType({s.name: s for s in _SPECS})

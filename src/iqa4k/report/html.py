@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import html
 import io
-import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,10 +17,9 @@ from PIL import Image
 
 from .. import __version__
 from ..registry import METRICS
+from .formatting import MISSING, direction, format_score
 
-__all__ = ["format_score", "thumbnail_uri", "write_html"]
-
-_MISSING = "\u2013"  # en dash: no score (failed image, or a metric not run on it)
+__all__ = ["thumbnail_uri", "write_html"]
 
 _CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;
@@ -41,41 +39,6 @@ tbody tr:nth-child(even) td{background:#fafbfc}
 .sub{display:block;color:#6e7781;font-size:.8rem}
 p.legend{color:#59636e;font-size:.85rem;margin-top:1rem}
 """
-
-
-def _as_float(value: Any) -> float | None:
-    """A score from a float, a tensor item or a CSV cell; None when there is none."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = value.strip()
-        if not value:
-            return None
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None
-
-
-def format_score(value: Any, metric: str) -> str:
-    """``value`` as text: precision from the metric's score range, infinities as ``∞``.
-
-    Metrics on a wide or open range (PSNR in dB) read best with 2 decimals; bounded ones such
-    as SSIM in [-1, 1] need 4 to tell close results apart.
-    """
-    v = _as_float(value)
-    if v is None:
-        return _MISSING
-    if math.isnan(v):
-        return "NaN"
-    if math.isinf(v):
-        return "\u221e" if v > 0 else "\u2212\u221e"
-    spec = METRICS.get(metric)
-    if spec is None:
-        return f"{v:.4g}"
-    lo, hi = spec.score_range
-    decimals = 4 if math.isfinite(hi - lo) and hi - lo <= 10 else 2
-    return f"{v:.{decimals}f}"
 
 
 def _encode(img: Image.Image, quality: int = 85) -> str:
@@ -106,12 +69,12 @@ def thumbnail_uri(path: str | Path, width: int = 256, crop: int = 0) -> str | No
     return _encode(img)
 
 
-def _direction(metric: str) -> str:
+def _arrow(metric: str) -> str:
     spec = METRICS.get(metric)
     if spec is None:
         return ""
-    arrow, word = ("\u2191", "higher") if spec.higher_is_better else ("\u2193", "lower")
-    return f'<span class="dir" title="{word} is better">{arrow}</span>'
+    arrow = "\u2191" if spec.higher_is_better else "\u2193"
+    return f'<span class="dir" title="{direction(spec.higher_is_better)}">{arrow}</span>'
 
 
 def _img_cell(uri: str | None, alt: str) -> str:
@@ -140,7 +103,7 @@ def write_html(
     if detail > 0:
         head.append('<th class="l">1:1 detail</th>')
     head.append('<th class="l">name</th>')
-    head += [f"<th>{html.escape(m)}{_direction(m)}</th>" for m in metrics]
+    head += [f"<th>{html.escape(m)}{_arrow(m)}</th>" for m in metrics]
     if has_error:
         head.append('<th class="l">error</th>')
 
@@ -162,7 +125,7 @@ def write_html(
         body.append("<tr>" + "".join(cells) + "</tr>")
 
     legend = (
-        f"\u2191 higher is better, \u2193 lower is better, {_MISSING} no score. "
+        f"\u2191 higher is better, \u2193 lower is better, {MISSING} no score. "
         f"Thumbnails are at most {thumb_width} px wide"
     )
     if detail > 0:

@@ -1,0 +1,239 @@
+"""Agreement of a scores CSV with a MOS CSV: the data behind ``iqa4k evaluate``.
+
+Rows are joined by file name (or stem, when extensions differ), then every numeric column of
+the scores file goes through :func:`iqa4k.stats.evaluate`. Nothing is printed here.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import InputError, OptionError
+from .registry import METRICS
+from .scoring import ERROR, REF, read_csv
+
+__all__ = ["IMAGE_COLUMNS", "MOS_COLUMNS", "Evaluation", "MetricEvaluation", "evaluate_csv"]
+
+# Columns tried, in order, when the image or MOS column is not named.
+IMAGE_COLUMNS = ("image", "dist", "dist_name", "image_name", "filename", "name")
+MOS_COLUMNS = ("mos", "dmos", "score", "MOS")
+
+
+@dataclass
+class MetricEvaluation:
+    """One score column: the matched (score, MOS) pairs and its ``stats.Evaluation``, or
+    the reason it has none in ``error``.
+    """
+
+    name: str
+    scores: list[float]
+    mos: list[float]
+    result: Any = None  # stats.Evaluation; scipy is imported only when evaluating
+    error: str = ""
+    left_out: int = 0  # matched rows with an empty or non-finite score
+    higher_is_better: bool | None = None  # None: not a registered metric, used as is
+
+
+@dataclass
+class Evaluation:
+    """The whole join: the files and columns used, the counts, and one entry per metric."""
+
+    scores: str
+    mos: str
+    mos_column: str
+    image_column: str
+    matched: int
+    unmatched: int
+    fit: str
+    n_boot: int
+    metrics: list[MetricEvaluation] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON document printed by ``iqa4k evaluate --json``."""
+        doc: dict[str, Any] = {
+            "scores": self.scores,
+            "mos": self.mos,
+            "mos_column": self.mos_column,
+            "image_column": self.image_column,
+            "matched": self.matched,
+            "unmatched": self.unmatched,
+            "fit": self.fit,
+            "n_boot": self.n_boot,
+        }
+        doc["metrics"] = {
+            e.name: (
+                {
+                    **e.result.to_dict(),
+                    "higher_is_better": e.higher_is_better,
+                    "left_out": e.left_out,
+                }
+                if e.result is not None
+                else {"error": e.error, "left_out": e.left_out}
+            )
+            for e in self.metrics
+        }
+        return doc
+
+
+def evaluate_csv(
+    scores: str | Path,
+    mos: str | Path,
+    *,
+    mos_column: str | None = None,
+    image_column: str | None = None,
+    fit: str = "5pl",
+    n_boot: int = 1000,
+) -> Evaluation:
+    """Join the scores CSV with the MOS CSV by image name and evaluate each score column.
+
+    ``mos_column``/``image_column`` name the MOS file's columns (default: the first of
+    :data:`MOS_COLUMNS` / :data:`IMAGE_COLUMNS` present). A metric that cannot be evaluated
+    gets ``error`` set; a bad file or a join with fewer than 3 images raises.
+    """
+    from . import stats  # scipy is only needed here
+
+    scores_path, mos_path = Path(scores), Path(mos)
+    for p in (scores_path, mos_path):
+        if not p.is_file():
+            raise InputError(f"{p}: no such file")
+    header, rows = read_csv(scores_path)
+    if not header:
+        raise InputError(f"{scores_path} is empty")
+    icol = _pick(header, None, IMAGE_COLUMNS, "image", scores_path)
+    metrics = _numeric_columns(header, rows, {icol, REF, ERROR})
+    if not metrics:
+        raise InputError(
+            f"{scores_path} has no numeric score column; its columns: {', '.join(header)}"
+        )
+    by_name, by_stem, mos_icol, mos_col = _mos_table(mos_path, image_column, mos_column)
+
+    matched: list[tuple[Mapping[str, str], float]] = []
+    seen: set[str] = set()
+    for row in rows:
+        name = _base(row.get(icol) or "")
+        if name in seen:
+            raise InputError(f"{scores_path}: image {name} appears twice; the join is by file name")
+        seen.add(name)
+        value = by_name.get(name, by_stem.get(_stem(name)))
+        if value is not None:
+            matched.append((row, value))
+    if not matched:
+        ex_s = ", ".join(_base(r.get(icol) or "") for r in rows[:3])
+        ex_m = ", ".join(list(by_name)[:3])
+        raise InputError(
+            f"no image of {scores_path} is in {mos_path} (matched on file name or stem): "
+            f"e.g. {ex_s} vs {ex_m}"
+        )
+    if len(matched) < 3:
+        raise InputError(f"only {len(matched)} image(s) have both a score and a MOS; need >= 3")
+
+    run = Evaluation(
+        scores=str(scores_path),
+        mos=str(mos_path),
+        mos_column=mos_col,
+        image_column=mos_icol,
+        matched=len(matched),
+        unmatched=len(rows) - len(matched),
+        fit=fit,
+        n_boot=n_boot,
+    )
+    for m in metrics:
+        spec = METRICS.get(m)
+        ev = MetricEvaluation(m, [], [], higher_is_better=spec.higher_is_better if spec else None)
+        for row, value in matched:
+            cell = (row.get(m) or "").strip()
+            v = float(cell) if cell else math.nan
+            if math.isfinite(v):
+                ev.scores.append(v)
+                ev.mos.append(value)
+            else:
+                ev.left_out += 1  # empty (failed) or inf (a perfect copy: PSNR of identical)
+        try:
+            ev.result = stats.evaluate(
+                ev.scores, ev.mos, fit=fit, n_boot=n_boot, higher_is_better=ev.higher_is_better
+            )
+        except InputError as e:
+            ev.error = str(e)
+        run.metrics.append(ev)
+    return run
+
+
+def _base(name: str) -> str:
+    return name.strip().replace("\\", "/").rsplit("/", 1)[-1]
+
+
+def _stem(name: str) -> str:
+    base = _base(name)
+    return base.rsplit(".", 1)[0] if "." in base else base
+
+
+def _pick(
+    header: Sequence[str],
+    wanted: str | None,
+    defaults: Sequence[str],
+    what: str,
+    path: Path,
+    flag: str = "",
+) -> str:
+    """The column ``wanted``, else the first of ``defaults`` present; errors list the columns."""
+    if wanted is not None:
+        if wanted not in header:
+            raise OptionError(f"{path} has no column {wanted!r}; its columns: {', '.join(header)}")
+        return wanted
+    for name in defaults:
+        if name in header:
+            return name
+    raise InputError(
+        f"{path}: no {what} column (looked for {', '.join(defaults)}); its columns: "
+        f"{', '.join(header)}" + (f"; pick one with {flag}" if flag else "")
+    )
+
+
+def _mos_table(
+    path: Path, image_col: str | None, mos_col: str | None
+) -> tuple[dict[str, float], dict[str, float], str, str]:
+    """MOS by file name and by stem (ambiguous stems left out) and the columns used."""
+    header, rows = read_csv(path, sniff=True)
+    icol = _pick(header, image_col, IMAGE_COLUMNS, "image", path, "--image-column")
+    mcol = _pick(header, mos_col, MOS_COLUMNS, "MOS", path, "--mos-column")
+    by_name: dict[str, float] = {}
+    by_stem: dict[str, float | None] = {}
+    for line, row in enumerate(rows, start=2):
+        name = _base(row.get(icol) or "")
+        if not name:
+            continue
+        try:
+            mos = float(row.get(mcol) or "")
+        except ValueError:
+            raise InputError(
+                f"{path}, line {line}: {mcol} {row.get(mcol)!r} of {name} is not a number"
+            ) from None
+        if name in by_name:
+            raise InputError(f"{path}: image {name} is listed twice; the join is by file name")
+        by_name[name] = mos
+        stem = _stem(name)
+        by_stem[stem] = None if stem in by_stem else mos  # None marks a stem shared by 2 files
+    stems = {k: v for k, v in by_stem.items() if v is not None}
+    return by_name, stems, icol, mcol
+
+
+def _numeric_columns(
+    header: Sequence[str], rows: Sequence[Mapping[str, str]], skip: set[str]
+) -> list[str]:
+    cols = []
+    for c in header:
+        if c in skip:
+            continue
+        cells = [(r.get(c) or "").strip() for r in rows]
+        cells = [v for v in cells if v]
+        try:
+            [float(v) for v in cells]
+        except ValueError:
+            continue
+        if cells:
+            cols.append(c)
+    return cols

@@ -1,0 +1,195 @@
+"""Plain-text output for the terminal: aligned tables of metrics, scores and evaluations.
+
+Each function returns the text; the command line and the demo print it.
+"""
+
+from __future__ import annotations
+
+import math
+import textwrap
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..registry import MetricSpec, get_spec
+from .formatting import direction, format_number, format_score
+
+if TYPE_CHECKING:
+    from ..evaluation import Evaluation
+    from ..scoring import ScoreRun
+
+__all__ = [
+    "evaluation_table",
+    "format_table",
+    "metric_info",
+    "metric_table",
+    "score_summary",
+    "score_table",
+]
+
+
+def format_table(rows: Sequence[Sequence[str]], right: Sequence[bool] = ()) -> str:
+    """Rows of text as aligned columns; ``right[i]`` right-aligns column i (numbers)."""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = []
+    for row in rows:
+        cells = [
+            c.rjust(w) if i < len(right) and right[i] else c.ljust(w)
+            for i, (c, w) in enumerate(zip(row, widths, strict=True))
+        ]
+        lines.append("  ".join(cells).rstrip())
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------ metrics
+
+
+def _range(spec: MetricSpec) -> str:
+    lo, hi = spec.score_range
+    return f"[{format_number(lo)}, {format_number(hi)}]"
+
+
+def _show(value: Any) -> str:
+    """An option value as it would be typed after ``--opt name=``."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, tuple):
+        return ",".join(_show(v) for v in value)
+    return format_number(value) if isinstance(value, float) else str(value)
+
+
+def metric_table(specs: Sequence[MetricSpec]) -> str:
+    """One line per metric: name, kind, direction, score range and summary (``iqa4k list``)."""
+    rows = [("name", "kind", "direction", "range", "summary")]
+    rows += [(s.name, s.kind, direction(s.higher_is_better), _range(s), s.summary) for s in specs]
+    return format_table(rows)
+
+
+def metric_info(spec: MetricSpec) -> str:
+    """Everything about one metric: direction, range, options, citation (``iqa4k info``)."""
+    kind = "full-reference" if spec.kind == "FR" else "no-reference"
+    lines = [
+        f"{spec.name} ({kind}, {spec.kind})",
+        f"  {spec.summary}",
+        f"  better:         {direction(spec.higher_is_better)}",
+        f"  score range:    {_range(spec)}",
+        f"  differentiable: {'yes' if spec.differentiable else 'no'}",
+        "options:" if spec.options else "options: none",
+    ]
+    for name, opt in spec.options.items():
+        extra = []
+        if opt.choices is not None:
+            extra.append("choices: " + ", ".join(str(c) for c in opt.choices))
+        if opt.minimum is not None:
+            extra.append(f"minimum: {format_number(opt.minimum)}")
+        shown = f"  {name} = {_show(opt.default)}"
+        lines.append(shown + (f"   ({'; '.join(extra)})" if extra else ""))
+        lines.append(f"      {opt.doc}")
+    lines += [
+        "citation:",
+        textwrap.fill(spec.citation, 96, initial_indent="  ", subsequent_indent="  "),
+    ]
+    if spec.options:
+        first = next(iter(spec.options))
+        lines += ["usage:", f"  iqa4k score -m {spec.name} --opt {first}=VALUE ..."]
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------- scores
+
+
+def score_summary(run: ScoreRun) -> str:
+    """How many images were scored, and each metric's mean (``iqa4k score``)."""
+    table = [("metric", "mean", "images", "")]
+    for m in run.metrics:
+        values = [float(r[m]) for r in run.rows if (r.get(m) or "").strip()]
+        finite = [v for v in values if math.isfinite(v)]
+        mean = f"{sum(finite) / len(finite):.4f}" if finite else "-"
+        left_out = len(values) - len(finite)
+        note = f"({left_out} non-finite left out)" if left_out else ""
+        table.append((m, mean, str(len(finite)), note))
+    done = len(run.rows) - len(run.failures)
+    head = f"{done} of {len(run.rows)} image(s) scored"
+    if run.resumed:
+        head += f" ({run.resumed} from the earlier run)"
+    return f"{head} -> {run.out}\n" + format_table(table, right=(False, True, True, False))
+
+
+def score_table(run: ScoreRun) -> str:
+    """Every score of every image, then how to read each metric (``iqa4k demo``)."""
+    header = ["image", *run.metrics]
+    body = [
+        [Path(r["image"]).stem, *(format_score(r.get(m), m) for m in run.metrics)] for r in run.rows
+    ]
+    table = format_table([header, *body], right=[False] + [True] * len(run.metrics))
+    first, *rest = table.split("\n")
+    rule = "-" * len(first)
+    lines = [first, rule, *rest, rule]
+    for m in run.metrics:
+        spec = get_spec(m)
+        lo, hi = spec.score_range
+        ideal = hi if spec.higher_is_better else lo
+        lo_s, hi_s, ideal_s = (format_number(v, symbols=True) for v in (lo, hi, ideal))
+        lines.append(
+            f"{m}: {direction(spec.higher_is_better)} "
+            f"({spec.kind}, range {lo_s} to {hi_s}, ideal {ideal_s})"
+        )
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------- evaluation
+
+
+def _ci(value: float, ci: Mapping[str, Sequence[float]], key: str) -> str:
+    text = f"{value:.4f}" if math.isfinite(value) else "nan"
+    lo, hi = ci.get(key, (math.nan, math.nan))
+    if math.isfinite(lo) and math.isfinite(hi):
+        text += f" [{lo:.3f}, {hi:.3f}]"
+    return text
+
+
+def _fit_status(fit_name: str, result: Any) -> str:
+    if result.fit is None:
+        return "none"
+    return fit_name if result.fit.converged else f"{fit_name} failed, linear"
+
+
+def evaluation_table(run: Evaluation) -> str:
+    """What was matched, SRCC/PLCC (with CIs), KRCC, RMSE per metric, and notes
+    (``iqa4k evaluate``).
+    """
+    evals = run.metrics
+    level = next((round(e.result.level * 100) for e in evals if e.result), 95)
+    lines = [
+        f"{run.matched} image(s) matched between {run.scores} and {run.mos} "
+        f"({run.mos_column!r} by {run.image_column!r})"
+    ]
+    table = [("metric", "n", f"SRCC [{level}% CI]", f"PLCC [{level}% CI]", "KRCC", "RMSE", "fit")]
+    for e in evals:
+        r = e.result
+        if r is None:
+            table.append((e.name, str(len(e.scores)), e.error, "", "", "", ""))
+            continue
+        table.append(
+            (
+                e.name,
+                str(r.n),
+                _ci(r.srcc, r.ci, "srcc"),
+                _ci(r.plcc, r.ci, "plcc"),
+                f"{r.krcc:.4f}",
+                f"{r.rmse:.4f}",
+                _fit_status(run.fit, r),
+            )
+        )
+    lines.append(format_table(table, right=(False, True, False, False, True, True, False)))
+    notes = [
+        f"{e.name}: {e.left_out} empty or non-finite score(s) left out" for e in evals if e.left_out
+    ]
+    if any(e.result is not None and e.result.negated for e in evals):
+        notes.append("lower-is-better metrics are negated first, so a good metric shows SRCC > 0")
+    if run.fit != "none":
+        notes.append(f"PLCC and RMSE are after the {run.fit} logistic map to MOS")
+    if run.unmatched:
+        notes.append(f"{run.unmatched} scored image(s) have no MOS and are left out")
+    lines += [f"note: {n}" for n in notes]
+    return "\n".join(lines)

@@ -1,0 +1,360 @@
+"""Batch scoring of image files into a CSV: the engine behind ``iqa4k score`` and the demo.
+
+Images are paired with references, batched by size, scored, and written row by row so that
+``resume`` can finish an interrupted run. A bad image costs its own row (reason in ``error``),
+never the run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import os
+import sys
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from . import io as iqa_io
+from .errors import ImageReadError, InputError, IQAError, OptionError
+from .metric import Metric, create_metric
+from .registry import MetricSpec, get_spec
+
+__all__ = ["ERROR", "IMAGE", "REF", "ScoreRun", "metric_names", "read_csv", "score"]
+
+# Fixed columns of a scores CSV; one column per metric goes between REF and ERROR.
+IMAGE, REF, ERROR = "image", "ref", "error"
+
+
+@dataclass
+class ScoreRun:
+    """What ``score`` did: every row of the output file and this run's failures."""
+
+    out: Path
+    metrics: list[str]
+    rows: list[dict[str, str]] = field(default_factory=list)
+    failures: list[tuple[str, str]] = field(default_factory=list)
+    resumed: int = 0
+
+
+def score(
+    dist: str | Path | Sequence[str | Path],
+    metrics: str | Sequence[str],
+    out: str | Path,
+    *,
+    ref: str | Path | None = None,
+    options: Mapping[str, Any] | None = None,
+    device: str | None = None,
+    batch_size: int = 1,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> ScoreRun:
+    """Score files or folders ``dist`` with ``metrics`` into the CSV ``out``, row by row.
+
+    Rows are flushed as they are computed, so an interrupted run keeps its work and ``resume``
+    finishes it. Unreadable or mismatched images get a row with the reason in ``error``.
+    """
+    if batch_size < 1:
+        raise OptionError(f"batch size must be >= 1, got {batch_size}")
+    names = metric_names(metrics)
+    specs = [get_spec(n) for n in names]
+    per_metric = _split_options(specs, options or {})
+    models = {s.name: create_metric(s.name, device=device, **per_metric[s.name]) for s in specs}
+    sources = [dist] if isinstance(dist, (str, Path)) else list(dist)
+    images = iqa_io.list_images(sources)
+    if not images:
+        raise InputError("no images found in " + ", ".join(str(s) for s in sources))
+    pairs = _pairs(images, ref, any(s.kind == "FR" for s in specs))
+
+    out = Path(out)
+    columns, kept = _prepare_output(out, [IMAGE, REF, *names, ERROR], names, resume, overwrite)
+    done = {_key(r[IMAGE]) for r in kept}
+    todo = [p for p in pairs if _key(p[0]) not in done]
+    run = ScoreRun(out=out, metrics=names, rows=list(kept), resumed=len(pairs) - len(todo))
+
+    bar = tqdm(
+        total=len(pairs),
+        initial=run.resumed,
+        unit="img",
+        desc="scoring",
+        file=sys.stderr,
+        disable=not progress,
+        dynamic_ncols=True,
+    )
+    try:
+        with open(out, "a", newline="", encoding="utf-8") as f:
+            writer = csv.DictWriter(f, columns, extrasaction="ignore")
+            for rows in _batches(todo, models, batch_size):
+                writer.writerows(rows)
+                f.flush()  # a killed run keeps every finished row
+                run.rows.extend(rows)
+                run.failures += [(r[IMAGE], r[ERROR]) for r in rows if r[ERROR]]
+                bar.update(len(rows))
+    finally:
+        bar.close()
+    return run
+
+
+# ------------------------------------------------------------------------ metrics, options
+
+
+def metric_names(metrics: str | Sequence[str]) -> list[str]:
+    """Canonical names of ``metrics`` (comma-separated text or a list), without repeats."""
+    parts = metrics.split(",") if isinstance(metrics, str) else list(metrics)
+    names: list[str] = []
+    for part in parts:
+        if part.strip():
+            name = get_spec(part).name  # canonical spelling; unknown names raise here
+            if name not in names:
+                names.append(name)
+    if not names:
+        raise OptionError("no metric given; see `iqa4k list`")
+    return names
+
+
+def _split_options(specs: Sequence[MetricSpec], options: Mapping[str, Any]) -> dict[str, dict]:
+    """Give each metric the options it has; an option that no selected metric has is an error
+    (a typo would otherwise be silently ignored).
+    """
+    per_metric: dict[str, dict] = {s.name: {} for s in specs}
+    for key, value in options.items():
+        owners = [s for s in specs if key in s.options]
+        if not owners:
+            known = sorted({o for s in specs for o in s.options})
+            raise OptionError(
+                f"no selected metric has option {key!r}; their options: {', '.join(known)}"
+            )
+        for s in owners:
+            per_metric[s.name][key] = value
+    return per_metric
+
+
+# --------------------------------------------------------------------------------- pairing
+
+
+def _pairs(
+    images: list[Path], ref: str | Path | None, fr: bool
+) -> list[tuple[Path, Path | None, str]]:
+    """(dist, ref, why it has no ref) for each image; NR-only runs need no reference."""
+    if not fr:
+        return [(p, None, "") for p in images]
+    if ref is None:
+        raise OptionError("full-reference metrics need --ref (a reference file or folder)")
+    try:
+        return [(d, r, "") for d, r in iqa_io.pair_by_name(images, ref)]
+    except InputError as whole:
+        # Some images have no (or several) references. Pair them one by one so only those get
+        # an error row; if none pairs, --ref is simply wrong and one message says so.
+        out: list[tuple[Path, Path | None, str]] = []
+        for d in images:
+            try:
+                out.append((d, iqa_io.pair_by_name([d], ref)[0][1], ""))
+            except InputError as e:
+                out.append((d, None, str(e)))
+        if all(why for _, _, why in out):
+            raise whole from None
+        return out
+
+
+# ------------------------------------------------------------------- the CSV file, resume
+
+
+def read_csv(path: Path, sniff: bool = False) -> tuple[list[str], list[dict[str, str]]]:
+    """Header and rows of a CSV file (a BOM from spreadsheet exports is dropped). ``sniff``
+    also accepts ';' and tab separators, for label files made by other tools.
+    """
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        dialect: Any = csv.excel
+        if sniff:
+            sample = f.read(8192)
+            f.seek(0)
+            with contextlib.suppress(csv.Error):  # one column, or nothing to go by: commas
+                dialect = csv.Sniffer().sniff(sample, delimiters=",;\t")
+        reader = csv.DictReader(f, dialect=dialect)
+        header = [h.strip() for h in reader.fieldnames or []]
+        reader.fieldnames = header
+        return header, list(reader)
+
+
+def _key(path: str | Path) -> str:
+    # Resume compares files, not spellings: "a/./x.png" and "/abs/a/x.png" are the same image.
+    return os.path.normcase(os.path.abspath(str(path)))
+
+
+def _write_rows(path: Path, columns: Sequence[str], rows: Sequence[Mapping[str, str]]) -> None:
+    # Write beside and rename: a crash while rewriting must not lose the rows already done.
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(tmp, path)
+
+
+def _is_done(row: Mapping[str, str | None], metrics: Sequence[str]) -> bool:
+    if (row.get(ERROR) or "").strip() or not (row.get(IMAGE) or "").strip():
+        return False
+    for m in metrics:
+        try:
+            float(row.get(m) or "")
+        except ValueError:  # empty or cut short by a killed run
+            return False
+    return True
+
+
+def _prepare_output(
+    out: Path, columns: list[str], metrics: list[str], resume: bool, overwrite: bool
+) -> tuple[list[str], list[dict[str, str]]]:
+    """Columns to write and the finished rows kept from an earlier run (``resume``)."""
+    if out.exists() and out.stat().st_size > 0:
+        if resume:
+            header, rows = read_csv(out)
+            if set(header) != set(columns):
+                raise OptionError(
+                    f"cannot resume {out}: it has columns {','.join(header)} but this run "
+                    f"writes {','.join(columns)} (use the same -m, or --overwrite)"
+                )
+            # Keep the file's column order; drop failed and half-written rows so they are
+            # scored again and every image ends up with exactly one row.
+            kept = [r for r in rows if _is_done(r, metrics)]
+            _write_rows(out, header, kept)
+            return header, kept
+        if not overwrite:
+            raise OptionError(f"{out} exists: pass --resume to continue it or --overwrite")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    _write_rows(out, columns, [])
+    return columns, []
+
+
+def _row(dist: Path, ref: Path | None, error: str = "") -> dict[str, str]:
+    return {IMAGE: str(dist), REF: "" if ref is None else str(ref), ERROR: error}
+
+
+# ---------------------------------------------------------------------- loading, batching
+
+
+@dataclass
+class _Item:
+    dist: Path
+    ref: Path | None
+    x: torch.Tensor
+    y: torch.Tensor | None
+
+
+def _size(t: torch.Tensor) -> str:
+    return f"{t.shape[-1]}x{t.shape[-2]}"
+
+
+class _Loader:
+    """Decodes images; keeps the last reference, since many distorted images share one."""
+
+    def __init__(self) -> None:
+        self._ref_path: Path | None = None
+        self._ref: torch.Tensor | IQAError | None = None
+
+    def ref(self, path: Path) -> torch.Tensor:
+        if path != self._ref_path:
+            self._ref_path = path
+            try:
+                self._ref = iqa_io.load_image(path).contiguous()
+            except IQAError as e:  # remember the failure too: do not decode a bad file 1000x
+                self._ref = e
+        if isinstance(self._ref, IQAError):
+            raise InputError(f"reference {self._ref}")
+        return self._ref
+
+    def item(self, dist: Path, ref: Path | None) -> _Item:
+        # load_image may return a channels-last view; metrics run several times faster on
+        # contiguous memory, and torch.stack would copy anyway.
+        x = iqa_io.load_image(dist).contiguous()
+        y = self.ref(ref) if ref is not None else None
+        if y is not None and x.shape != y.shape:
+            raise InputError(f"size {_size(x)} differs from its reference {ref} ({_size(y)})")
+        return _Item(dist, ref, x, y)
+
+
+def _reason(e: Exception, path: Path | None = None) -> str:
+    """The message of ``e``, without the path when it is the row's own image (no repeats)."""
+    if isinstance(e, ImageReadError) and path is not None and Path(e.path) == path:
+        return e.reason
+    return str(e)
+
+
+def _batches(
+    pairs: Sequence[tuple[Path, Path | None, str]], models: Mapping[str, Metric], batch_size: int
+) -> Iterator[list[dict[str, str]]]:
+    """Rows in input order, a batch at a time. Only consecutive same-size images share a batch:
+    that keeps the file order and holds at most one batch of decoded images in memory.
+    """
+    loader = _Loader()
+    pending: list[_Item] = []
+    for dist, ref, unpaired in pairs:
+        try:
+            if unpaired:
+                raise InputError(unpaired)
+            item = loader.item(dist, ref)
+        except IQAError as e:
+            if pending:  # flush first: rows stay in input order
+                yield _score_batch(pending, models)
+                pending = []
+            yield [_row(dist, ref, _reason(e, dist))]
+            continue
+        if pending and (len(pending) >= batch_size or item.x.shape != pending[0].x.shape):
+            yield _score_batch(pending, models)
+            pending = []
+        pending.append(item)
+    if pending:
+        yield _score_batch(pending, models)
+
+
+# ----------------------------------------------------------------------------- scoring
+
+
+# Errors that belong to one image (or one batch) and must not stop a long run. A batch too big
+# for the GPU is retried image by image like any other batch failure.
+_ITEM_ERRORS = (IQAError, torch.cuda.OutOfMemoryError)
+
+
+def _describe_error(e: Exception) -> str:
+    if isinstance(e, torch.cuda.OutOfMemoryError):
+        return "out of GPU memory (try a smaller --batch-size or --device cpu)"
+    return str(e)
+
+
+def _score_one(model: Metric, x: torch.Tensor, y: torch.Tensor | None) -> list[float]:
+    with torch.inference_mode():
+        s = model(x, y) if model.info.kind == "FR" else model(x)
+    return [float(v) for v in s.detach().cpu().tolist()]
+
+
+def _score_batch(items: list[_Item], models: Mapping[str, Metric]) -> list[dict[str, str]]:
+    """One row per item; a metric failing on the batch is retried image by image, so one bad
+    image costs only its own cell and the numbers never depend on the batch size.
+    """
+    rows = [_row(it.dist, it.ref) for it in items]
+    errors: list[list[str]] = [[] for _ in items]
+    x = torch.stack([it.x for it in items])
+    y = torch.stack([it.y for it in items]) if items[0].y is not None else None
+    for name, model in models.items():
+        try:
+            for row, v in zip(rows, _score_one(model, x, y), strict=True):
+                row[name] = repr(v)
+            continue
+        except _ITEM_ERRORS as e:
+            if len(items) == 1:
+                errors[0].append(f"{name}: {_describe_error(e)}")
+                continue
+        for i, it in enumerate(items):
+            try:
+                yi = None if it.y is None else it.y[None]
+                rows[i][name] = repr(_score_one(model, it.x[None], yi)[0])
+            except _ITEM_ERRORS as e:
+                errors[i].append(f"{name}: {_describe_error(e)}")
+    for row, errs in zip(rows, errors, strict=True):
+        row[ERROR] = "; ".join(errs)
+    return rows
