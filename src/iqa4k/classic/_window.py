@@ -9,6 +9,8 @@ kernels. Both return the same numbers (tested to 1e-10 in float64).
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import cv2
 import numpy as np
 import torch
@@ -16,6 +18,8 @@ import torch.nn.functional as F
 
 from ..backend import cpu_inference
 from ..matlab import fspecial_gaussian_1d
+
+_BORDER = cv2.BORDER_REFLECT  # any mode: the border samples are cropped away
 
 
 def local_moments(
@@ -45,10 +49,16 @@ def _moments_cv2(
         t.contiguous().numpy().astype(dtype, copy=False) for t in (x, y, x * x + y * y, x * y)
     ]
     outs = [np.empty_like(src) for src in sources]
-    for src, out in zip(sources, outs, strict=True):
-        for i in range(src.shape[0]):
-            for j in range(src.shape[1]):
-                cv2.sepFilter2D(src[i, j], -1, g, g, dst=out[i, j], borderType=cv2.BORDER_REFLECT)
+
+    def filter_map(k: int) -> None:
+        for i in range(sources[k].shape[0]):
+            for j in range(sources[k].shape[1]):
+                cv2.sepFilter2D(sources[k][i, j], -1, g, g, dst=outs[k][i, j], borderType=_BORDER)
+
+    # Two maps at a time: cv2.sepFilter2D leaves a core idle much of the time (measured 25%
+    # faster at 4K), and it releases the GIL.
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(filter_map, range(len(sources))))
     # A 'same' filter cropped by the window radius is exactly MATLAB's 'valid' filter.
     r = win_size // 2
     h, w = x.shape[-2:]
