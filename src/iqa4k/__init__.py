@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .errors import ImageReadError, InputError, IQAError, OptionError
+from .errors import ImageReadError, InputError, IQAError, OptionError, WeightsNotFoundError
 from .io import load_image
 from .metric import Metric, create_metric
 from .registry import METRICS, MetricSpec
@@ -22,6 +22,7 @@ __all__ = [
     "ImageReadError",
     "InputError",
     "OptionError",
+    "WeightsNotFoundError",
     "Metric",
     "MetricSpec",
     "create_metric",

@@ -13,13 +13,15 @@ from pathlib import Path
 import torch
 
 from .degrade import sr_suite
+from .errors import WeightsNotFoundError
 from .io import load_image, save_image
+from .metric import create_metric
 from .registry import METRICS
 from .report import write_html
 from .report.tables import score_table
 from .scoring import ScoreRun, score
 
-__all__ = ["SAMPLE", "demo_main", "run_demo", "sample_image"]
+__all__ = ["SAMPLE", "demo_main", "ready_metrics", "run_demo", "sample_image"]
 
 SAMPLE = "sample_coffee.png"
 REFERENCE = "reference"  # file stem of the pristine copy, scored against itself as a sanity row
@@ -46,10 +48,26 @@ def _make_images(folder: Path) -> tuple[Path, list[Path]]:
     return ref, paths
 
 
+def ready_metrics() -> list[str]:
+    """Every registered metric whose parameter files are on disk; the others are named."""
+    ready = []
+    for name in METRICS:
+        try:
+            create_metric(name)
+        except WeightsNotFoundError as exc:
+            reason = str(exc).splitlines()[0]
+            print(
+                f"note: {name} skipped, its parameter file is missing ({reason})", file=sys.stderr
+            )
+            continue
+        ready.append(name)
+    return ready
+
+
 def _run(out_dir: str | Path, progress: bool) -> tuple[Path, ScoreRun]:
     out = Path(out_dir)
     ref, paths = _make_images(out / "images")
-    metrics = list(METRICS)  # every registered metric: FR ones against ref, NR ones alone
+    metrics = ready_metrics()  # FR ones are scored against ref, NR ones alone
     # All versions share one size, so a batch of 8 halves the time; results do not change.
     run = score(
         paths,

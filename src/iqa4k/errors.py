@@ -15,6 +15,10 @@ class InputError(IQAError, ValueError):
     """An input the metrics cannot score: wrong shape, range, size or NaN values."""
 
 
+class WeightsNotFoundError(IQAError, FileNotFoundError):
+    """A metric's parameter file is not available; the message says how to provide it."""
+
+
 class ImageReadError(InputError):
     """A file that cannot be decoded as an image (missing, unreadable, truncated, too large)."""
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 import cv2
 import numpy as np
+import scipy.sparse
 import torch
 import torch.nn.functional as F
 
@@ -61,4 +63,143 @@ def _symmetric_pad(x: torch.Tensor, top: int, bottom: int, left: int, right: int
         x = torch.cat([x[..., :left].flip(-1), x], dim=-1)
     if right:
         x = torch.cat([x, x[..., -right:].flip(-1)], dim=-1)
+    return x
+
+
+# ---------------------------------------------------------------------------------------------
+# imresize
+
+
+def _cubic(t: np.ndarray) -> np.ndarray:
+    """MATLAB's bicubic kernel (Keys, a = -0.5), support [-2, 2]."""
+    a = np.abs(t)
+    a2, a3 = a * a, a * a * a
+    near = (1.5 * a3 - 2.5 * a2 + 1) * (a <= 1)
+    far = (-0.5 * a3 + 2.5 * a2 - 4 * a + 2) * ((a > 1) & (a <= 2))
+    return near + far
+
+
+def _triangle(t: np.ndarray) -> np.ndarray:
+    """MATLAB's bilinear kernel, support [-1, 1]."""
+    return (1 + t) * ((t >= -1) & (t < 0)) + (1 - t) * ((t >= 0) & (t <= 1))
+
+
+_KERNELS = {"bicubic": (_cubic, 4.0), "bilinear": (_triangle, 2.0)}
+
+
+@functools.lru_cache(maxsize=64)
+def resize_weights(
+    in_len: int,
+    out_len: int,
+    scale: float,
+    kernel: str = "bicubic",
+    antialias: bool = True,
+    padding: str = "symmetric",
+) -> tuple[np.ndarray, np.ndarray]:
+    """MATLAB ``imresize``'s ``contributions``: weights and 0-based input indices per output.
+
+    Row k of both ``[out_len, P]`` arrays gives output sample k. When shrinking with
+    antialiasing the kernel is stretched by ``1/scale`` (and scaled by ``scale``); indices
+    past either end are mirrored (``'symmetric'``: edge sample repeated, current MATLAB) or
+    clamped (``'replicate'``: MATLAB releases of 2011 and before); columns whose weights are
+    zero in every row are dropped, as MATLAB does.
+    """
+    fn, width = _KERNELS[kernel]
+    if scale < 1 and antialias:
+        width = width / scale
+
+        def h(t: np.ndarray) -> np.ndarray:
+            return scale * fn(scale * t)
+    else:
+        h = fn
+    # Same expression order as MATLAB so that u, and hence every weight, is bit-identical.
+    u = np.arange(1, out_len + 1, dtype=np.float64) / scale + 0.5 * (1 - 1 / scale)
+    left = np.floor(u - width / 2)
+    taps = math.ceil(width) + 2
+    indices = left[:, None] + np.arange(taps, dtype=np.float64)
+    weights = h(u[:, None] - indices)
+    weights = weights / weights.sum(axis=1, keepdims=True)
+    if padding == "symmetric":
+        mirror = np.concatenate([np.arange(in_len), np.arange(in_len)[::-1]])
+        indices = mirror[np.mod(indices - 1, 2 * in_len).astype(np.int64)]
+    elif padding == "replicate":
+        indices = np.clip(indices, 1, in_len).astype(np.int64) - 1
+    else:
+        raise ValueError(f"padding must be 'symmetric' or 'replicate', got {padding!r}")
+    keep = np.any(weights != 0, axis=0)
+    return weights[:, keep], indices[:, keep]
+
+
+@functools.lru_cache(maxsize=64)
+def _resize_matrix(*args, dtype: str) -> scipy.sparse.csr_matrix:
+    """The ``[out_len, in_len]`` sparse matrix of :func:`resize_weights` (mirrored taps summed)."""
+    weights, indices = resize_weights(*args)
+    out_len, in_len = weights.shape[0], args[0]
+    rows = np.repeat(np.arange(out_len), weights.shape[1])
+    matrix = scipy.sparse.csr_matrix(
+        (weights.ravel(), (rows, indices.ravel())), shape=(out_len, in_len)
+    )
+    return matrix.astype(dtype)
+
+
+def _resize_dim_torch(x: torch.Tensor, dim: int, weights: np.ndarray, indices: np.ndarray):
+    """Resize ``x`` along ``dim`` tap by tap (differentiable, any device)."""
+    w = torch.from_numpy(weights).to(x)
+    idx = torch.from_numpy(indices).to(x.device)
+    shape = [1] * x.dim()
+    shape[dim] = -1
+    out = x.index_select(dim, idx[:, 0]) * w[:, 0].view(shape)
+    for k in range(1, w.shape[1]):
+        out = out + x.index_select(dim, idx[:, k]) * w[:, k].view(shape)
+    return out
+
+
+def _resize_dim_sparse(x: torch.Tensor, dim: int, matrix: scipy.sparse.csr_matrix):
+    """Resize ``[B,C,H,W]`` along ``dim`` (-2 or -1) as one sparse matmul per plane (CPU)."""
+    planes = x.detach().contiguous().numpy().reshape(-1, *x.shape[-2:])
+    if dim == -2:
+        out = [matrix @ p for p in planes]
+    else:  # rows of a transposed copy: OpenCV transposes faster than scipy's dense @ sparse.T
+        out = [cv2.transpose(matrix @ cv2.transpose(p)) for p in planes]
+    out = np.ascontiguousarray(np.stack(out))
+    return torch.from_numpy(out).view(*x.shape[:-2], *out.shape[-2:])
+
+
+def imresize(
+    x: torch.Tensor,
+    scale: float | tuple[float, float] | None = None,
+    output_size: tuple[int, int] | None = None,
+    kernel: str = "bicubic",
+    antialias: bool = True,
+    padding: str = "symmetric",
+) -> torch.Tensor:
+    """MATLAB ``imresize`` of a ``[B,C,H,W]`` float tensor (no rounding, no clamping).
+
+    Give ``scale`` (output size ``ceil(scale * size)``) or ``output_size`` (then the scale
+    of each dimension is ``out / in``). Dimensions are resized one at a time, the one with
+    the smaller scale first (rows first on a tie), as MATLAB does. ``padding`` is how
+    samples past the border are read (see :func:`resize_weights`).
+    """
+    if (scale is None) == (output_size is None):
+        raise ValueError("imresize: give exactly one of scale and output_size")
+    if kernel not in _KERNELS:
+        raise ValueError(f"imresize: kernel must be one of {tuple(_KERNELS)}, got {kernel!r}")
+    in_size = tuple(x.shape[-2:])
+    if scale is not None:
+        scales = (float(scale),) * 2 if isinstance(scale, int | float) else tuple(scale)
+        out_size = tuple(math.ceil(s * n) for s, n in zip(scales, in_size, strict=True))
+    else:
+        out_size = tuple(int(n) for n in output_size)
+        scales = tuple(o / n for o, n in zip(out_size, in_size, strict=True))
+    if min(scales) <= 0 or min(out_size) < 1:
+        raise ValueError(f"imresize: scale and output size must be positive, got {scales}")
+    fast = cpu_inference(x) and x.dtype in (torch.float32, torch.float64)
+    for d in sorted((0, 1), key=lambda d: scales[d]):  # stable: rows first on a tie
+        args = (in_size[d], out_size[d], scales[d], kernel, antialias, padding)
+        if fast:
+            dtype = "float64" if x.dtype == torch.float64 else "float32"
+            matrix = _resize_matrix(*args, dtype=dtype)
+            x = _resize_dim_sparse(x, d - 2, matrix)
+        else:
+            x = _resize_dim_torch(x, x.dim() - 2 + d, *resize_weights(*args))
     return x

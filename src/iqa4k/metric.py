@@ -26,6 +26,9 @@ class Metric(torch.nn.Module):
         super().__init__()
         self.spec = spec
         self.options = spec.resolve(options)
+        call = {k: v for k, v in self.options.items() if k != "data_range"}
+        # Metrics with a parameter file load it now, once (spec.setup): a missing file fails here.
+        self._call_options = spec.setup(call) if spec.setup is not None else call
         # None keeps inputs where they are (tensors) or on the CPU (decoded files).
         self.device = torch.device(device) if device is not None else None
 
@@ -39,7 +42,7 @@ class Metric(torch.nn.Module):
 
     def forward(self, dist: ImageInput, ref: ImageInput | None = None) -> torch.Tensor:
         x = self._to_batch(dist)
-        options = {k: v for k, v in self.options.items() if k != "data_range"}
+        options = self._call_options
         if self.spec.kind == "NR":
             if ref is not None:
                 raise InputError(f"{self.spec.name} is a no-reference metric: do not pass ref")

@@ -15,6 +15,10 @@ from typing import Any, Literal
 
 import torch
 
+from .classic import nrqm as _nrqm
+from .classic.brisque import brisque
+from .classic.niqe import niqe
+from .classic.piqe import piqe
 from .classic.psnr import psnr
 from .classic.ssim import MS_SSIM_WEIGHTS, ms_ssim, ssim
 from .color import COLOR_SPACES
@@ -72,6 +76,13 @@ class MetricSpec:
     citation: str
     function: Callable[..., torch.Tensor] = field(repr=False)
     options: Mapping[str, Option] = field(default_factory=dict)
+    # Called once when the metric is built, with the resolved options (less data_range); returns
+    # the keyword arguments every call passes to ``function``. A metric that reads a parameter
+    # file loads it here, so a missing file fails at creation rather than at the first image.
+    setup: Callable[[dict[str, Any]], dict[str, Any]] | None = field(default=None, repr=False)
+    # Name of the parameter file it needs in iqa4k.weights.REGISTRY (None: self-contained);
+    # lets callers that run every metric (the demo) skip those whose file is absent.
+    weights: str | None = None
 
     @property
     def defaults(self) -> dict[str, Any]:
@@ -189,6 +200,163 @@ _SPECS = [
     _on_luma(_SSIM, "SSIM on BT.601 luma, the super-resolution papers' convention."),
     _MS_SSIM,
 ]
+
+# NRQM and PI read Ma et al.'s model.mat (not shipped; see iqa4k.weights), loaded at creation.
+_MA_OPTIONS = {
+    "color_space": Option(
+        "y", "channel scored: y (BT.601 luma, PIRM's convention) or gray (rgb2gray)", ("y", "gray")
+    ),
+    "quantize": Option(True, "round the channel to the 8-bit grid, as MATLAB's uint8 luma"),
+    "crop_border": Option(4, "pixels shaved from each side first (PIRM: 4)", minimum=0),
+    "model_path": Option("", "path of Ma et al.'s model.mat; empty: the iqa4k cache"),
+    "download": Option(False, "fetch model.mat into the cache when it is missing (network)"),
+}
+_NRQM_CITATION = (
+    "C. Ma, C.-Y. Yang, X. Yang, M.-H. Yang. Learning a no-reference quality metric for "
+    "single-image super-resolution. Computer Vision and Image Understanding 158:1-16, 2017."
+)
+_NRQM = MetricSpec(
+    name="nrqm",
+    kind="NR",
+    higher_is_better=True,
+    score_range=(0.0, 10.0),
+    differentiable=False,
+    summary="Ma et al.'s no-reference SR quality: 3 regression forests + linear, on Y.",
+    citation=_NRQM_CITATION,
+    function=_nrqm.nrqm,
+    options=_MA_OPTIONS,
+    setup=_nrqm.setup,
+    weights="nrqm",
+)
+_PI = MetricSpec(
+    name="pi",
+    kind="NR",
+    higher_is_better=False,
+    score_range=(0.0, math.inf),
+    differentiable=False,
+    summary="PIRM 2018 perceptual index ((10 - NRQM) + NIQE) / 2, on Y, 4-pixel border shaved.",
+    citation=(
+        "Y. Blau, R. Mechrez, R. Timofte, T. Michaeli, L. Zelnik-Manor. The 2018 PIRM challenge "
+        "on perceptual image super-resolution. ECCV Workshops, 2018. With " + _NRQM_CITATION
+    ),
+    function=_nrqm.pi,
+    options=_MA_OPTIONS,
+    setup=_nrqm.setup,
+    weights="nrqm",
+)
+_SPECS += [_NRQM, _PI]
+
+# NIQE and BRISQUE: the LIVE releases' models, bundled (see assets/NOTICE.md).
+_NSS_OPTIONS = {
+    "color_space": Option(
+        "gray",
+        "channel scored: gray (MATLAB rgb2gray, as the LIVE code) or y (BT.601 luma, SR papers)",
+        ("gray", "y"),
+    ),
+    "quantize": Option(True, "round the channel to the 8-bit grid, as MATLAB's uint8 luma"),
+    "crop_border": Option(
+        0, "pixels shaved from each side first (SR convention: the scale)", minimum=0
+    ),
+    "data_range": Option(
+        1.0, "value range of tensor/array inputs: 1.0 for [0,1], 255.0 for [0,255]", minimum=1e-12
+    ),
+}
+_NIQE = MetricSpec(
+    name="niqe",
+    kind="NR",
+    higher_is_better=False,
+    score_range=(0.0, math.inf),
+    differentiable=False,
+    summary="Natural image quality evaluator, LIVE computequality.m with the pristine model.",
+    citation=(
+        "A. Mittal, R. Soundararajan, A. C. Bovik. Making a completely blind image quality "
+        "analyzer. IEEE Signal Processing Letters 20(3):209-212, 2013."
+    ),
+    function=niqe,
+    options={
+        **_NSS_OPTIONS,
+        "block_size": Option(
+            96, "side of the blocks (even; the pristine model was fitted on 96)", minimum=4
+        ),
+    },
+)
+_BRISQUE = MetricSpec(
+    name="brisque",
+    kind="NR",
+    higher_is_better=False,
+    score_range=(-math.inf, math.inf),
+    differentiable=False,
+    summary="BRISQUE, LIVE brisquescore.m with its SVR (typically 0..100; unbounded in principle).",
+    citation=(
+        "A. Mittal, A. K. Moorthy, A. C. Bovik. No-reference image quality assessment in the "
+        "spatial domain. IEEE Transactions on Image Processing 21(12):4695-4708, 2012."
+    ),
+    function=brisque,
+    options={
+        **_NSS_OPTIONS,
+        "feature_rounding": Option(
+            True,
+            "round the features to 6 decimals before scaling, as brisquescore.m's fprintf('%f') "
+            "(the release); False keeps full precision",
+        ),
+    },
+)
+_SPECS += [_NIQE, _BRISQUE]
+
+# PIQE: MATLAB's piqe() (no model). Maps: iqa4k.classic.piqe.piqe(x, return_maps=True).
+_PIQE = MetricSpec(
+    name="piqe",
+    kind="NR",
+    higher_is_better=False,
+    score_range=(0.0, 100.0),
+    differentiable=False,
+    summary="Perception-based image quality evaluator, MATLAB piqe() (16x16 blocks of MSCN).",
+    citation=(
+        "N. Venkatanath, D. Praneeth, M. C. Bh, S. S. Channappayya, S. S. Medasani. Blind image "
+        "quality evaluation using perception based features. National Conference on "
+        "Communications (NCC), 2015."
+    ),
+    function=piqe,
+    options={
+        "color_space": Option(
+            "gray",
+            "channel scored: gray (MATLAB rgb2gray, as piqe()) or y (BT.601 luma, SR papers)",
+            ("gray", "y"),
+        ),
+        "quantize": Option(
+            True, "round the channel to 0..255 integers, as piqe() does for every input class"
+        ),
+        "crop_border": Option(
+            0, "pixels shaved from each side first (SR convention: the scale)", minimum=0
+        ),
+        "data_range": Option(
+            1.0,
+            "value range of tensor/array inputs: 1.0 for [0,1], 255.0 for [0,255]",
+            minimum=1e-12,
+        ),
+        "block_size": Option(
+            16, "side of the non-overlapping blocks (even; piqe() uses 16)", minimum=4
+        ),
+        "activity_threshold": Option(
+            0.1, "a block is active when the variance of its MSCN exceeds this", minimum=0.0
+        ),
+        "impaired_threshold": Option(
+            0.1,
+            "an active block has a noticeable artifact when an edge segment's std is below this",
+            minimum=0.0,
+        ),
+        "segment_length": Option(
+            6, "contiguous edge samples per segment (2..block_size)", minimum=2
+        ),
+        "precision": Option(
+            "float64",
+            "arithmetic of the MSCN map: float64 as MATLAB (exact decisions) or float32 "
+            "(about 1.4x faster on the CPU; ~3 block decisions in 10^5 differ, scores within 0.3%)",
+            ("float64", "float32"),
+        ),
+    },
+)
+_SPECS += [_PIQE]
 
 METRICS: Mapping[str, MetricSpec] = MappingProxyType({s.name: s for s in _SPECS})
 

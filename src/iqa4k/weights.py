@@ -1,0 +1,200 @@
+"""Parameter files that are too large or not ours to ship: where they live, how they arrive.
+
+Each file has an entry in :data:`REGISTRY` (file name, public URL, SHA-256 when known, licence).
+:func:`resolve` finds it: an explicit path first, then the cache, then (only when asked) a
+download into the cache. Nothing is ever fetched implicitly, and ``IQA4K_OFFLINE=1`` forbids
+fetching altogether. When the file cannot be found the error says exactly how to provide it.
+
+Environment:
+
+- ``IQA4K_HOME``: the cache directory (default ``~/.cache/iqa4k``); entry ``name`` is kept at
+  ``$IQA4K_HOME/<name>/<filename>``.
+- ``IQA4K_OFFLINE``: any value but ``''``, ``0``, ``false`` or ``no`` disables downloads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import WeightsNotFoundError
+
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class WeightsFile:
+    """One downloadable parameter file."""
+
+    name: str  # registry key, also the cache sub-directory
+    filename: str  # the file's own name, as published
+    url: str  # public address for a manual or an explicit download
+    sha256: str | None  # None: not known here, the download is not verified
+    licence: str  # licence and provenance, shown in error messages
+    metrics: tuple[str, ...]  # the metrics that read it, for the instructions in errors
+
+
+REGISTRY: dict[str, WeightsFile] = {
+    "nrqm": WeightsFile(
+        name="nrqm",
+        filename="model.mat",
+        url="https://raw.githubusercontent.com/chaoma99/sr-metric/master/model.mat",
+        # The file could not be obtained where iqa4k was written, so its checksum is unknown
+        # and downloads of it are not verified.
+        sha256=None,
+        licence="MIT licence, (c) Chao Ma; github.com/chaoma99/sr-metric (Ma et al., CVIU 2017)",
+        metrics=("nrqm", "pi"),
+    ),
+}
+
+
+def cache_dir() -> Path:
+    """The cache directory: ``$IQA4K_HOME`` or ``~/.cache/iqa4k``."""
+    return Path(os.environ.get("IQA4K_HOME") or "~/.cache/iqa4k").expanduser()
+
+
+def cache_path(name: str) -> Path:
+    """Where entry ``name`` is kept in the cache (whether or not it is there)."""
+    entry = _entry(name)
+    return cache_dir() / entry.name / entry.filename
+
+
+def available(name: str) -> bool:
+    """Whether entry ``name`` is in the cache (not verified: :func:`resolve` checks it)."""
+    return cache_path(name).is_file()
+
+
+def offline() -> bool:
+    """True when ``IQA4K_OFFLINE`` forbids downloads."""
+    return os.environ.get("IQA4K_OFFLINE", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def sha256_of(path: str | Path) -> str:
+    """Hex SHA-256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(_CHUNK), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def resolve(name: str, path: str | Path | None = None, download: bool = False) -> Path:
+    """The local path of parameter file ``name``, or :class:`WeightsNotFoundError`.
+
+    Order: ``path`` when given (it must exist); the cache file when present (checked against
+    the registry's SHA-256 when known); a download into the cache when ``download`` is true
+    and ``IQA4K_OFFLINE`` is not set. Otherwise the error explains how to provide the file.
+    """
+    entry = _entry(name)
+    if path is not None and str(path) != "":
+        given = Path(path).expanduser()
+        if not given.is_file():
+            raise WeightsNotFoundError(
+                _instructions(entry, cache_path(name), f"{given} does not exist.")
+            )
+        return given
+    target = cache_path(name)
+    if target.is_file():
+        _verify(entry, target, "the cached copy")
+        return target
+    if download and not offline():
+        return fetch(name)
+    reason = f"{entry.filename} is not in the iqa4k cache ({target})"
+    if download:
+        reason += " and downloads are disabled by IQA4K_OFFLINE"
+    raise WeightsNotFoundError(_instructions(entry, target, reason + "."))
+
+
+def fetch(name: str) -> Path:
+    """Download entry ``name`` into the cache and return its path (refused when offline).
+
+    The file streams into a temporary file beside its destination, is checked against the
+    SHA-256 when known, and only then moved into place, so an interrupted or corrupt download
+    never leaves a file that looks valid.
+    """
+    entry = _entry(name)
+    target = cache_path(name)
+    if offline():
+        reason = f"cannot download {entry.filename}: downloads are disabled by IQA4K_OFFLINE."
+        raise WeightsNotFoundError(_instructions(entry, target, reason))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{entry.filename}.", suffix=".part", dir=target.parent)
+    try:
+        digest = hashlib.sha256()
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(entry.url, timeout=60) as src:
+            for block in iter(lambda: src.read(_CHUNK), b""):
+                digest.update(block)
+                out.write(block)
+        if entry.sha256 is not None and digest.hexdigest() != entry.sha256.lower():
+            reason = (
+                f"download of {entry.url} has SHA-256 {digest.hexdigest()}, expected "
+                f"{entry.sha256}; nothing was saved."
+            )
+            raise WeightsNotFoundError(_instructions(entry, target, reason))
+        os.replace(tmp, target)
+    except WeightsNotFoundError:
+        raise
+    except (urllib.error.URLError, OSError) as err:
+        reason = f"could not download {entry.url}: {err}."
+        raise WeightsNotFoundError(_instructions(entry, target, reason)) from err
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return target
+
+
+def install(name: str, source: str | Path) -> Path:
+    """Copy a file you obtained yourself into the cache (checked when the SHA-256 is known)."""
+    entry = _entry(name)
+    _verify(entry, Path(source), str(source))
+    target = cache_path(name)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source, target)
+    return target
+
+
+def _entry(name: str) -> WeightsFile:
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise KeyError(f"no parameter file called {name!r}; known: {', '.join(REGISTRY)}") from None
+
+
+def _verify(entry: WeightsFile, path: Path, what: str) -> None:
+    if entry.sha256 is None:
+        return
+    actual = sha256_of(path)
+    if actual != entry.sha256.lower():
+        reason = (
+            f"{what} of {entry.filename} ({path}) has SHA-256 {actual}, expected "
+            f"{entry.sha256}: it is another version or damaged; delete it and provide it again."
+        )
+        raise WeightsNotFoundError(_instructions(entry, cache_path(entry.name), reason))
+
+
+def _instructions(entry: WeightsFile, target: Path, reason: str) -> str:
+    """``reason`` on one line, then how to provide the file: where from, where to, or how."""
+    metric, *others = entry.metrics
+    also = f" (likewise for {', '.join(repr(m) for m in others)})" if others else ""
+    check = (
+        f"checked against SHA-256 {entry.sha256}"
+        if entry.sha256
+        else "not verified: its SHA-256 is not known to iqa4k"
+    )
+    return (
+        f"{reason}\n"
+        f"{metric} needs the parameter file {entry.filename} ({entry.licence}). Either:\n"
+        f"  - fetch it by hand from {entry.url} and save it as {target}\n"
+        f"    (that is the cache directory {target.parent.parent}; IQA4K_HOME moves it);\n"
+        f"  - or pass your copy: create_metric('{metric}', model_path='/path/to/"
+        f"{entry.filename}'){also};\n"
+        f"  - or let iqa4k fetch it once into the cache: create_metric('{metric}', "
+        f"download=True) (needs network access and IQA4K_OFFLINE unset; the download is "
+        f"{check})."
+    )

@@ -1,0 +1,725 @@
+"""NRQM and PI: the model file's loader, the forests, the features, the weights cache.
+
+Ma et al.'s model.mat is not available here, so the forests are tested on small forests built
+in the same layout, the features against values derived by hand or by a direct per-window
+route, and the official reference values only when the real file is provided
+(``IQA4K_NRQM_MODEL=/path/to/model.mat`` or the iqa4k cache).
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import http.server
+import math
+import os
+import re
+import socket
+import statistics
+import threading
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.fft
+import scipy.io
+import torch
+
+import iqa4k
+from iqa4k import weights
+from iqa4k.classic import nrqm as nrqm_mod
+from iqa4k.classic import nrqm_features as nf
+from iqa4k.color import rgb_to_y
+from iqa4k.errors import InputError, IQAError, WeightsNotFoundError
+from iqa4k.metric import Metric
+from iqa4k.registry import METRICS, MetricSpec, Option
+from iqa4k.steerable import build_sf_pyramid, reconstruct_sf_pyramid
+
+from .conftest import fixture_path, load_rgb
+
+LEAF, SPLIT = -1, -3  # randomForest's nodestatus codes
+
+
+# ----------------------------------------------------------------- forests in model.mat layout
+
+
+def _forest(trees: list[list[tuple]], coef=(0.0, 0.0)) -> dict:
+    """A randomforest-matlab regression forest as regRF_train saves it.
+
+    Each tree is a list of nodes (1-based order): ``("split", var, threshold, left, right)``
+    or ``("leaf", value)``; unused node slots stay zero, as in real forests.
+    """
+    nrnodes = max(len(t) for t in trees) + 1
+    shape = (nrnodes, len(trees))
+    arrays = {
+        "lDau": np.zeros(shape, np.int32),
+        "rDau": np.zeros(shape, np.int32),
+        "nodestatus": np.zeros(shape, np.int32),
+        "upper": np.zeros(shape),
+        "avnode": np.zeros(shape),
+        "mbest": np.zeros(shape, np.int32),
+    }
+    for t, nodes in enumerate(trees):
+        for k, node in enumerate(nodes):
+            if node[0] == "split":
+                _, var, threshold, left, right = node
+                arrays["nodestatus"][k, t] = SPLIT
+                arrays["mbest"][k, t] = var
+                arrays["upper"][k, t] = threshold
+                arrays["lDau"][k, t], arrays["rDau"][k, t] = left, right
+            else:
+                arrays["nodestatus"][k, t] = LEAF
+                arrays["avnode"][k, t] = node[1]
+    return {
+        **arrays,
+        "nrnodes": float(nrnodes),
+        "ndtree": np.array([[len(t) for t in trees]], np.int32),
+        "ntree": float(len(trees)),
+        "coef": np.array([coef], dtype=np.float64),
+        "mse": np.zeros((1, len(trees))),  # regRF_train saves more fields; they are ignored
+    }
+
+
+# Tree walks written out by hand for the feature vectors below.
+TREE_A = [  # x1 <= 0.5 ? 1.0 : (x2 <= -1 ? 2.0 : 3.0)
+    ("split", 1, 0.5, 2, 3),
+    ("leaf", 1.0),
+    ("split", 2, -1.0, 4, 5),
+    ("leaf", 2.0),
+    ("leaf", 3.0),
+]
+TREE_B = [("split", 3, 10.0, 2, 3), ("leaf", 5.0), ("leaf", 7.0)]  # x3 <= 10 ? 5 : 7
+TREE_C = [("leaf", 4.0)]  # a stump
+TREE_D = [("split", 45, 0.25, 3, 2), ("leaf", -1.0), ("leaf", 1.0)]  # x45 <= .25 ? 1 : -1
+TREE_E = [("split", 75, 3.0, 2, 3), ("leaf", 0.0), ("leaf", 9.0)]  # x75 <= 3 ? 0 : 9
+LINEAR = [0.5, 0.4, 0.3, 0.3]
+
+
+def _write_model(path: Path, forests: list[dict], linear=LINEAR, shape=(1, 3)) -> Path:
+    cell = np.empty(shape, dtype=object)
+    for i, forest in enumerate(forests):
+        cell.flat[i] = forest
+    model = {"rf": cell, "linear": np.array(linear, dtype=np.float64).reshape(-1, 1)}
+    scipy.io.savemat(path, {"model": model})
+    return path
+
+
+@pytest.fixture
+def model_file(tmp_path) -> Path:
+    forests = [_forest([TREE_A, TREE_B]), _forest([TREE_D, TREE_C]), _forest([TREE_E])]
+    return _write_model(tmp_path / "model.mat", forests)
+
+
+def _vector(size: int, **values: float) -> np.ndarray:
+    """A feature vector of zeros with 1-based entries set, e.g. ``_vector(18, x1=0.7)``."""
+    v = np.zeros(size)
+    for key, value in values.items():
+        v[int(key[1:]) - 1] = value
+    return v
+
+
+def test_loader_reads_the_model_mat_layout(model_file):
+    model = nrqm_mod.load_model(model_file)
+    assert len(model.forests) == 3 and model.linear.tolist() == LINEAR
+    assert model.forests[0].status.shape == (6, 2)  # [nrnodes, ntree]
+    assert model.forests[0].threshold[2, 0] == -1.0 and model.forests[0].var[0, 1] == 3
+
+
+@pytest.mark.parametrize(
+    ("x", "expected"),
+    [
+        (_vector(18, x1=0.5, x3=10.0), (1.0 + 5.0) / 2),  # both '<=' ties go left
+        (_vector(18, x1=0.6, x2=-1.0, x3=10.5), (2.0 + 7.0) / 2),
+        (_vector(18, x1=2.0, x2=-0.9, x3=-3.0), (3.0 + 5.0) / 2),
+        (_vector(18, x1=np.nan, x2=-5.0, x3=np.nan), (2.0 + 7.0) / 2),  # NaN goes right
+    ],
+)
+def test_forest_matches_hand_walk(model_file, x, expected):
+    forest = nrqm_mod.load_model(model_file).forests[0]
+    assert forest.predict(x[None]) == pytest.approx([expected], abs=1e-15)
+
+
+def test_forest_walks_many_samples_at_once(model_file):
+    forest = nrqm_mod.load_model(model_file).forests[0]
+    xs = np.stack(
+        [_vector(18, x1=a, x2=b, x3=c) for a, b, c in [(0, 0, 0), (1, -2, 11), (1, 0, 0)]]
+    )
+    assert forest.predict(xs).tolist() == [3.0, 4.5, 4.0]
+
+
+def test_linear_stage_combines_the_three_forests(model_file):
+    model = nrqm_mod.load_model(model_file)
+    f1 = _vector(18, x1=0.6, x2=-1.0, x3=10.5)  # forest 1: 4.5
+    f2 = _vector(45, x45=0.25)  # forest 2: (1 + 4) / 2
+    f3 = _vector(75, x75=3.5)  # forest 3: 9
+    expected = 0.5 + 0.4 * 4.5 + 0.3 * 2.5 + 0.3 * 9.0
+    assert nrqm_mod.predict(model, f1, f2, f3) == pytest.approx([expected], abs=1e-12)
+
+
+def test_bias_correction_coef_is_applied_when_nonzero(tmp_path):
+    forests = [_forest([TREE_B], coef=(1.0, 2.0)), _forest([TREE_C]), _forest([TREE_C])]
+    model = nrqm_mod.load_model(_write_model(tmp_path / "m.mat", forests, shape=(3, 1)))
+    assert model.forests[0].predict(_vector(18, x3=20.0)[None]) == pytest.approx([15.0])
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda f: f[1].pop("upper"), "model.rf{2} has no field 'upper'"),
+        (lambda f: f[2].pop("mbest"), "model.rf{3} has no field 'mbest'"),
+        (lambda f: f[0].pop("lDau"), "model.rf{1} has no field 'lDau'"),
+    ],
+)
+def test_loader_names_the_missing_field(tmp_path, damage, message):
+    forests = [_forest([TREE_A]), _forest([TREE_B]), _forest([TREE_C])]
+    damage(forests)
+    with pytest.raises(IQAError, match=re.escape(message)):
+        nrqm_mod.load_model(_write_model(tmp_path / "m.mat", forests))
+
+
+def test_loader_rejects_other_layouts(tmp_path):
+    path = tmp_path / "m.mat"
+    scipy.io.savemat(path, {"model": {"rf": np.zeros(3)}})
+    with pytest.raises(IQAError, match="model has no field 'linear'|cell of 3 forests"):
+        nrqm_mod.load_model(path)
+    scipy.io.savemat(path, {"weights": np.zeros(3)})
+    with pytest.raises(IQAError, match="no variable 'model'"):
+        nrqm_mod.load_model(path)
+    path.write_bytes(b"not a mat file")
+    with pytest.raises(IQAError, match="not a readable MATLAB"):
+        nrqm_mod.load_model(path)
+
+
+def test_forest_with_a_cycle_is_an_error():
+    cycle = [("split", 1, 0.0, 2, 2), ("split", 1, 0.0, 1, 1)]
+    arrays = _forest([cycle])
+    forest = nrqm_mod.Forest(
+        left=arrays["lDau"],
+        right=arrays["rDau"],
+        status=arrays["nodestatus"],
+        threshold=arrays["upper"],
+        value=arrays["avnode"],
+        var=arrays["mbest"],
+    )
+    with pytest.raises(IQAError, match="cycle"):
+        forest.predict(np.zeros((1, 1)))
+
+
+# ----------------------------------------------------------------------- the metric pipeline
+
+
+def _coffee() -> torch.Tensor:
+    from iqa4k.demo import sample_image
+
+    return sample_image()[None]  # [1, 3, 400, 600]
+
+
+def test_pipeline_is_features_then_forests_then_linear(model_file):
+    x = _coffee()
+    metric = iqa4k.create_metric("nrqm", model_path=str(model_file))
+    score = metric(x)
+    assert score.shape == (1,) and torch.isfinite(score).all()
+    # The same three stages by hand: luma as MATLAB's uint8, 4-pixel shave, features, model.
+    luma = torch.round(rgb_to_y(x.double())[0, 0] * 255)[4:-4, 4:-4]
+    f1, f2, f3 = (f.numpy() for f in nf.nrqm_features(luma))
+    expected = nrqm_mod.predict(nrqm_mod.load_model(model_file), f1, f2, f3)
+    assert score.double().numpy() == pytest.approx(expected, abs=1e-6)
+
+
+def test_batch_scores_equal_single_scores(model_file):
+    x = _coffee()
+    y = torch.flip(x, dims=[-1]) * 0.8
+    metric = iqa4k.create_metric("nrqm", model_path=str(model_file))
+    both = metric(torch.cat([x, y]))
+    assert both.tolist() == pytest.approx([metric(x).item(), metric(y).item()], abs=1e-6)
+
+
+def test_pi_is_half_of_ten_minus_nrqm_plus_niqe(model_file):
+    from iqa4k.classic.niqe import niqe
+
+    x = _coffee()
+    ma = iqa4k.create_metric("nrqm", model_path=str(model_file))(x).double()
+    natural = niqe(x.double(), color_space="y", crop_border=4)
+    pi = iqa4k.create_metric("pi", model_path=str(model_file))(x).double()
+    assert pi.item() == pytest.approx(0.5 * ((10 - ma.item()) + natural.item()), abs=1e-6)
+
+
+def test_registry_entries():
+    nrqm, pi = METRICS["nrqm"], METRICS["pi"]
+    assert (nrqm.kind, nrqm.higher_is_better, nrqm.score_range) == ("NR", True, (0.0, 10.0))
+    assert (pi.kind, pi.higher_is_better, pi.score_range) == ("NR", False, (0.0, math.inf))
+    for spec in (nrqm, pi):
+        assert spec.defaults == {
+            "color_space": "y",
+            "quantize": True,
+            "crop_border": 4,
+            "model_path": "",
+            "download": False,
+        }
+        assert spec.setup is not None and spec.weights == "nrqm" and "Ma" in spec.citation
+    assert "PIRM" in pi.citation
+
+
+@pytest.mark.parametrize("name", ["nrqm", "pi"])
+def test_missing_model_fails_at_creation_with_instructions(tmp_path, monkeypatch, name):
+    monkeypatch.setenv("IQA4K_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("IQA4K_OFFLINE", raising=False)
+    with pytest.raises(WeightsNotFoundError) as err:
+        iqa4k.create_metric(name)
+    text = str(err.value)
+    assert "model.mat" in text and str(tmp_path / "cache" / "nrqm") in text
+    assert weights.REGISTRY["nrqm"].url in text
+    assert "create_metric('nrqm', model_path=" in text and "download=True" in text
+
+
+def test_too_small_image_is_an_input_error(model_file):
+    metric = iqa4k.create_metric("nrqm", model_path=str(model_file))
+    with pytest.raises(InputError, match="at least"):
+        metric(torch.rand(1, 3, 60, 60))
+
+
+# --------------------------------------------------------------------------------- features
+
+
+def test_ggd_table_lookup_known_shapes():
+    ratios = torch.tensor([math.pi / 2, 2.0, 0.0, 1e12, float("nan")], dtype=torch.float64)
+    # Gaussian (g = 2): r = pi / 2; Laplacian (g = 1): r = 2; beyond the table: its ends.
+    assert nf.ggd_shape_from_ratio(ratios).tolist() == pytest.approx([2.0, 1.0, 10.0, 0.03, 0.03])
+
+
+def test_block_dct_of_a_zero_image():
+    # Every window is zero: shape ratio 0 -> g = 10 (table end), coefficient variations 0.
+    assert nf.block_dct_features(torch.zeros(30, 40, dtype=torch.float64)).tolist() == [
+        10.0,
+        10.0,
+        0.0,
+        0.0,
+        0.0,
+        0.0,
+    ]
+
+
+def test_block_dct_statistics_of_a_centred_impulse():
+    # A 3x3 image with a 1 in the middle is one blkproc window: a 7x7 block with a centred
+    # impulse, whose DCT is c_k c_l cos(pi k / 2) cos(pi l / 2): nonzero only for even k, l.
+    im = torch.zeros(3, 3, dtype=torch.float64)
+    im[1, 1] = 1.0
+    shape, cv, ori = nf.dct_block_statistics(im)
+    c = [math.sqrt(1 / 7)] + [math.sqrt(2 / 7)] * 6
+
+    def coefficient(k: int, m: int) -> float:
+        if k % 2 or m % 2:
+            return 0.0
+        return c[k] * c[m] * (-1) ** ((k + m) // 2)
+
+    ac = [coefficient(k, m) for k in range(7) for m in range(7)][1:]
+    magnitudes = [abs(v) for v in ac]
+    assert sum(v > 0 for v in magnitudes) == 15
+    expected_cv = statistics.stdev(magnitudes) / (statistics.fmean(magnitudes) + 1e-7)
+    assert cv.item() == pytest.approx(expected_cv)
+    groups = [
+        [(0, 1), (0, 2), (0, 3), (0, 4), (0, 5), (0, 6), (1, 2), (1, 3), (1, 4), (1, 5), (1, 6)]
+        + [(2, 4), (2, 5), (2, 6), (3, 5), (3, 6)],
+        [(1, 1), (2, 2), (2, 3), (3, 2), (3, 3), (3, 4), (4, 3), (4, 4), (4, 5), (4, 6)]
+        + [(5, 4), (5, 5), (5, 6), (6, 4), (6, 5), (6, 6)],
+    ]
+    groups.append([(m, k) for k, m in groups[0]])
+    rho = []
+    for group in groups:
+        values = [abs(coefficient(k, m)) for k, m in group]
+        rho.append(statistics.stdev(values) / (statistics.fmean(values) + 1e-8))
+    assert rho[0] == rho[2]  # the impulse is symmetric
+    assert ori.item() == pytest.approx(statistics.variance(rho))
+    mean = statistics.fmean(ac)
+    ratio = statistics.variance(ac) / (statistics.fmean(abs(v - mean) for v in ac) ** 2 + 1e-7)
+    assert shape.item() == nf.ggd_shape_from_ratio(torch.tensor(ratio)).item()
+
+
+def _windows_by_loop(im: np.ndarray):
+    """blkproc(im, [3 3], [2 2], fun) written out window by window with scipy's DCT."""
+    h, w = im.shape
+    padded = np.zeros((3 * math.ceil(h / 3) + 4, 3 * math.ceil(w / 3) + 4))
+    padded[2 : 2 + h, 2 : 2 + w] = im
+    shapes, cvs, oris = [], [], []
+    sets = [[k * 7 + m for k, m in zip(*np.nonzero(mask), strict=True)] for mask in _masks()]
+    for i in range(math.ceil(h / 3)):
+        for j in range(math.ceil(w / 3)):
+            d = scipy.fft.dctn(padded[3 * i : 3 * i + 7, 3 * j : 3 * j + 7], norm="ortho")
+            flat = d.reshape(-1)
+            ac = flat[1:]
+            rho = np.var(ac, ddof=1) / (np.mean(np.abs(ac - ac.mean())) ** 2 + 1e-7)
+            shapes.append(rho)
+            cvs.append(np.std(np.abs(ac), ddof=1) / (np.mean(np.abs(ac)) + 1e-7))
+            g = [np.std(np.abs(flat[s]), ddof=1) / (np.mean(np.abs(flat[s])) + 1e-8) for s in sets]
+            oris.append(np.var(g, ddof=1))
+    ratio = torch.tensor(shapes, dtype=torch.float64)
+    return nf.ggd_shape_from_ratio(ratio).numpy(), np.array(cvs), np.array(oris)
+
+
+def _masks() -> list[np.ndarray]:
+    """oriented{1,2,3}_dct_rho_config3's 7x7 groups as masks (MATLAB rows 1-based -> 0-based)."""
+    m1 = np.zeros((7, 7), bool)
+    for row, first in [(0, 1), (1, 2), (2, 4), (3, 5)]:
+        m1[row, first:] = True
+    m2 = np.zeros((7, 7), bool)
+    for row, (a, b) in {1: (1, 2), 2: (2, 4), 3: (2, 5), 4: (3, 7), 5: (4, 7), 6: (4, 7)}.items():
+        m2[row, a:b] = True
+    return [m1, m2, m1.T]
+
+
+def test_block_dct_statistics_match_a_window_by_window_loop(rng):
+    im = rng.random((20, 23))
+    ours = nf.dct_block_statistics(torch.from_numpy(im))
+    for a, b in zip(ours, _windows_by_loop(im), strict=True):
+        assert a.numpy() == pytest.approx(b, rel=1e-10, abs=1e-12)
+
+
+def test_block_dct_pooling_uses_matlab_indices(rng):
+    im = rng.random((31, 29))  # 11 x 10 = 110 windows
+    shape, cv, ori = (np.sort(v) for v in _windows_by_loop(im))
+    n = 110
+    first, last = math.ceil(n * 0.1), int(n * 0.9)  # 11 lowest; sorted(99:end), 1-based
+    assert (first, last) == (11, 99)
+    expected = [
+        shape[:first].mean(),
+        shape.mean(),
+        cv[last - 1 :].mean(),
+        cv.mean(),
+        ori[last - 1 :].mean(),
+        ori.mean(),
+    ]
+    assert nf.block_dct_features(torch.from_numpy(im)).numpy() == pytest.approx(expected)
+
+
+def test_spatial_scales_are_zero_padded_gaussian_then_even_samples():
+    im = torch.ones(8, 10, dtype=torch.float64)
+    s1, s2, s3 = nf.spatial_scales(im)
+    assert s2.shape == (4, 5) and s3.shape == (2, 2)
+    g = np.exp(-np.array([1.0, 0.0, 1.0]) / (2 * 0.25))
+    g /= g.sum()
+    # Interior samples keep the constant; the last row/column touches the zero padding.
+    assert s2[0, 0].item() == pytest.approx(1.0)
+    assert s2[-1, 0].item() == pytest.approx(g[0] + g[1])  # row 7: rows 6, 7 and a zero row
+    assert s2[-1, -1].item() == pytest.approx((g[0] + g[1]) ** 2)
+
+
+def test_patch_singular_values_by_hand():
+    flat = nf.patch_singular_values(torch.full((10, 10), 0.5, dtype=torch.float64))
+    assert flat[0].item() == pytest.approx(0.5 * 10) and flat[1:].abs().max() < 1e-12
+    # 6x5 ones: one full patch and one with a single row of ones (zero padding below).
+    # Gram matrix [[25, 5], [5, 5]]: eigenvalues 15 +- sqrt(125).
+    sv = nf.patch_singular_values(torch.ones(6, 5, dtype=torch.float64))
+    assert sv.shape == (2,)
+    assert sv.tolist() == pytest.approx([math.sqrt(15 + math.sqrt(125)), math.sqrt(15 - 125**0.5)])
+
+
+def test_patch_singular_values_match_numpy_svd(rng):
+    im = rng.random((23, 31))
+    padded = np.zeros((25, 35))
+    padded[:23, :31] = im
+    cols = padded.reshape(5, 5, 7, 5).transpose(1, 3, 0, 2).reshape(25, -1)
+    expected = np.linalg.svd(cols, compute_uv=False)
+    assert nf.patch_singular_values(torch.from_numpy(im)).numpy() == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("size", [(64, 64), (63, 80), (97, 131)])
+def test_steerable_pyramid_inverts_and_is_a_tight_frame(rng, size):
+    x = torch.from_numpy(rng.random(size) * 255)
+    pyr = build_sf_pyramid(x, height=2, order=5)
+    assert [b.shape for b in (pyr.highpass, pyr.bands[0][0], pyr.bands[1][5])] == [
+        size,
+        size,
+        tuple(math.ceil((n - 0.5) / 2) for n in size),
+    ]
+    # Exact up to the lookup tables' linear interpolation of the masks (about 1e-6).
+    recon = reconstruct_sf_pyramid(pyr)
+    assert (recon - x).abs().max().item() < 1e-4 * 255
+    weighted = pyr.highpass.square().sum() + sum(
+        b.square().sum() * b.numel() / x.numel() for level in pyr.bands for b in level
+    )
+    weighted += pyr.lowpass.square().sum() * pyr.lowpass.numel() / x.numel()
+    assert weighted.item() == pytest.approx(x.square().sum().item(), rel=1e-5)
+
+
+def _literal_sf_pyramid(im: np.ndarray, height: int, order: int):
+    """buildSFpyr / buildSFpyrLevs step by step: centred spectrum, one inverse FFT per band."""
+
+    def point_op(v, lut, origin, step):
+        pos = (v - origin) / step
+        i = np.clip(np.trunc(pos), 0, len(lut) - 2).astype(int)
+        return lut[i] + (lut[i + 1] - lut[i]) * (pos - i)
+
+    h, w = im.shape
+    ctr = [math.ceil((n + 0.5) / 2) for n in (h, w)]
+    xx, yy = np.meshgrid(
+        (np.arange(1, w + 1) - ctr[1]) / (w / 2), (np.arange(1, h + 1) - ctr[0]) / (h / 2)
+    )
+    angle = np.arctan2(yy, xx)
+    rad = np.sqrt(xx**2 + yy**2)
+    rad[ctr[0] - 1, ctr[1] - 1] = rad[ctr[0] - 1, ctr[1] - 2]
+    log_rad = np.log2(rad)
+    x = np.pi * np.arange(-257, 2) / 512  # rcosFn(1, -1/2, [0 1])
+    y = np.cos(x) ** 2
+    y[0], y[-1] = y[1], y[-2]
+    xr = -0.5 + (2 / np.pi) * (x + np.pi / 4)
+    yr = np.sqrt(y)
+    yir = np.sqrt(1 - yr**2)
+    nb = order + 1
+    xc = np.pi * np.arange(-2049, 1026) / 1024
+    const = 2 ** (2 * order) * math.factorial(order) ** 2 / (nb * math.factorial(2 * order))
+    yc = np.sqrt(const) * np.cos(xc) ** order
+    dft = np.fft.fftshift(np.fft.fft2(im))
+    hi0 = np.fft.ifft2(np.fft.ifftshift(dft * point_op(log_rad, yr, xr[0], xr[1] - xr[0]))).real
+    lo = dft * point_op(log_rad, yir, xr[0], xr[1] - xr[0])
+    bands = []
+    for _ in range(height):
+        xr = xr - 1
+        himask = point_op(log_rad, yr, xr[0], xr[1] - xr[0])
+        level = []
+        for b in range(nb):
+            amask = point_op(angle, yc, xc[0] + np.pi * b / nb, xc[1] - xc[0])
+            banddft = (-1j) ** order * lo * amask * himask
+            level.append(np.fft.ifft2(np.fft.ifftshift(banddft)).real)
+        bands.append(level)
+        box = []
+        for n in lo.shape:
+            c, d = math.ceil((n + 0.5) / 2), math.ceil((n - 0.5) / 2)
+            start = c - math.ceil((d + 0.5) / 2)
+            box.append(slice(start, start + d))
+        log_rad, angle, lo = log_rad[tuple(box)], angle[tuple(box)], lo[tuple(box)]
+        lo = lo * point_op(log_rad, yir, xr[0], xr[1] - xr[0])
+    return hi0, bands, np.fft.ifft2(np.fft.ifftshift(lo)).real
+
+
+@pytest.mark.parametrize("size", [(64, 64), (63, 80), (97, 131)])
+def test_steerable_pyramid_matches_a_literal_transcription(rng, size):
+    im = rng.random(size) * 255
+    hi0, bands, low = _literal_sf_pyramid(im, 2, 5)
+    pyr = build_sf_pyramid(torch.from_numpy(im), height=2, order=5)
+    assert pyr.highpass.numpy() == pytest.approx(hi0, abs=1e-10)
+    for ours, theirs in zip(pyr.bands, bands, strict=True):
+        for a, b in zip(ours, theirs, strict=True):
+            assert a.numpy() == pytest.approx(b, abs=1e-10)
+    assert pyr.lowpass.numpy() == pytest.approx(low, abs=1e-10)
+
+
+def test_steerable_pyramid_of_a_batch_equals_each_image(rng):
+    batch = torch.from_numpy(rng.random((2, 40, 52)))
+    both = build_sf_pyramid(batch, height=2, order=5)
+    for k in range(2):
+        one = build_sf_pyramid(batch[k], height=2, order=5)
+        assert torch.allclose(both.bands[1][3][k], one.bands[1][3], atol=1e-12)
+        assert torch.allclose(both.highpass[k], one.highpass, atol=1e-12)
+    assert torch.allclose(reconstruct_sf_pyramid(both), batch, atol=1e-3)
+
+
+def test_steerable_bands_of_a_constant_image_vanish():
+    pyr = build_sf_pyramid(torch.full((64, 48), 7.0, dtype=torch.float64), height=2, order=5)
+    assert max(b.abs().max().item() for level in pyr.bands for b in level) < 1e-10
+    assert pyr.highpass.abs().max().item() < 1e-10
+
+
+def test_divisive_normalisation_is_proportional_to_scale_and_zero_mean(rng):
+    bands = [torch.from_numpy(rng.standard_normal((60, 70))) for _ in range(6)]
+    parent = torch.from_numpy(rng.standard_normal((60, 70)))
+    g = nf._normalize_band(bands[0], parent, bands[1:], guard=16)
+    assert g.shape == (60 - 2 - 32, 70 - 2 - 32) and abs(g.mean().item()) < 1e-12
+    scaled = nf._normalize_band(7 * bands[0], 7 * parent, [7 * b for b in bands[1:]], guard=16)
+    # z = sqrt(y' C^-1 y / N) does not change with the scale, so the result scales with it.
+    assert (scaled - 7 * g).abs().max().item() < 1e-9
+
+
+def test_chunked_and_stripped_paths_match_whole_arrays(rng, monkeypatch):
+    # The memory-bounding chunk sizes must not change any feature beyond rounding.
+    im = torch.from_numpy(rng.random((150, 170)) * 255)
+    reference = torch.cat(nf.nrqm_features(im))
+    monkeypatch.setattr(nf, "_BLOCK_CHUNK", 7)
+    monkeypatch.setattr(nf, "_ROW_CHUNK_SAMPLES", 300)
+    monkeypatch.setattr(nf, "_STRIP_ROWS", 3)
+    chunked = torch.cat(nf.nrqm_features(im))
+    assert (chunked - reference).abs().max().item() < 1e-9
+
+
+def test_gaussian_window_torch_and_opencv_paths_agree(rng):
+    x = torch.from_numpy(rng.random((40, 50)))
+    fast = nf._gauss_valid(x)
+    slow = nf._gauss_valid(x.clone().requires_grad_()).detach()  # the torch (any device) path
+    assert fast.shape == (30, 40) and (fast - slow).abs().max().item() < 1e-12
+
+
+def test_features_have_the_official_sizes_and_ranges():
+    luma = torch.round(rgb_to_y(_coffee().double())[0, 0] * 255)
+    f1, f2, f3 = nf.nrqm_features(luma)
+    assert (f1.numel(), f2.numel(), f3.numel()) == (18, 45, 75)
+    assert ((f2[:18] >= 0.03) & (f2[:18] <= 10)).all() and (f2[18:] <= 1).all()
+    assert all((f3[25 * s : 25 * s + 24] >= f3[25 * s + 1 : 25 * s + 25]).all() for s in range(3))
+
+
+# ---------------------------------------------------------------------- the metric extension
+
+
+def test_metric_setup_runs_once_at_creation_and_feeds_every_call():
+    calls = []
+
+    def setup(options):
+        calls.append(dict(options))
+        return {"offset": options["base"] + 1.0}
+
+    def function(x, *, offset):
+        return x.flatten(1).mean(1) + offset
+
+    spec = MetricSpec(
+        name="dummy",
+        kind="NR",
+        higher_is_better=True,
+        score_range=(0.0, 1.0),
+        differentiable=False,
+        summary="test",
+        citation="test",
+        function=function,
+        options={"base": Option(1.0, "base"), "data_range": Option(1.0, "range")},
+        setup=setup,
+    )
+    metric = Metric(spec, base=2.0)
+    assert calls == [{"base": 2.0}]  # data_range is not a call option
+    x = torch.zeros(2, 3, 8, 8)
+    assert metric(x).tolist() == [3.0, 3.0] and metric(x).tolist() == [3.0, 3.0]
+    assert len(calls) == 1
+
+
+# ------------------------------------------------------------------------- weights registry
+
+
+@pytest.fixture
+def weight_entry(tmp_path, monkeypatch):
+    """A registry entry pointing at a local file, with the cache in tmp_path."""
+    source = tmp_path / "src" / "params.bin"
+    source.parent.mkdir()
+    source.write_bytes(os.urandom(3000) + b"iqa4k")
+    monkeypatch.setenv("IQA4K_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("IQA4K_OFFLINE", raising=False)
+    entry = weights.WeightsFile(
+        name="testfile",
+        filename="params.bin",
+        url=source.as_uri(),
+        sha256=weights.sha256_of(source),
+        licence="test data",
+        metrics=("dummy",),
+    )
+    monkeypatch.setitem(weights.REGISTRY, "testfile", entry)
+    return entry, source
+
+
+def test_resolve_prefers_an_explicit_path(weight_entry, tmp_path):
+    _, source = weight_entry
+    assert weights.resolve("testfile", source) == source
+    with pytest.raises(WeightsNotFoundError, match="does not exist"):
+        weights.resolve("testfile", tmp_path / "nope.bin")
+
+
+def test_resolve_without_download_explains_how_to_provide_the_file(weight_entry, tmp_path):
+    entry, _ = weight_entry
+    with pytest.raises(WeightsNotFoundError) as err:
+        weights.resolve("testfile")
+    text = str(err.value)
+    assert entry.url in text and str(tmp_path / "cache" / "testfile" / "params.bin") in text
+    assert "model_path=" in text and "download=True" in text
+
+
+def test_download_from_a_file_url_verifies_and_caches(weight_entry, tmp_path):
+    _, source = weight_entry
+    assert not weights.available("testfile")
+    path = weights.resolve("testfile", download=True)
+    assert weights.available("testfile")
+    assert path == tmp_path / "cache" / "testfile" / "params.bin"
+    assert path.read_bytes() == source.read_bytes()
+    assert weights.resolve("testfile") == path  # now a cache hit, checked again
+    assert list(path.parent.iterdir()) == [path]  # no temporary file left
+
+
+def test_download_with_a_wrong_checksum_saves_nothing(weight_entry, monkeypatch):
+    entry, _ = weight_entry
+    bad = weights.WeightsFile(**{**entry.__dict__, "sha256": "0" * 64})
+    monkeypatch.setitem(weights.REGISTRY, "testfile", bad)
+    with pytest.raises(WeightsNotFoundError, match="expected 0000"):
+        weights.resolve("testfile", download=True)
+    folder = weights.cache_path("testfile").parent
+    assert not folder.exists() or list(folder.iterdir()) == []
+
+
+def test_cached_file_with_a_wrong_checksum_is_refused(weight_entry):
+    target = weights.cache_path("testfile")
+    target.parent.mkdir(parents=True)
+    target.write_bytes(b"something else")
+    with pytest.raises(WeightsNotFoundError, match="another version or damaged"):
+        weights.resolve("testfile")
+
+
+def test_download_over_http_from_localhost(weight_entry, monkeypatch):
+    entry, source = weight_entry
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(source.parent))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/params.bin"
+        served = weights.WeightsFile(**{**entry.__dict__, "url": url})
+        monkeypatch.setitem(weights.REGISTRY, "testfile", served)
+        path = weights.resolve("testfile", download=True)
+        assert path.read_bytes() == source.read_bytes()
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_offline_forbids_any_download(weight_entry, monkeypatch):
+    attempts = []
+
+    def refuse(*args, **kwargs):
+        attempts.append(args)
+        raise AssertionError("network used while IQA4K_OFFLINE is set")
+
+    monkeypatch.setattr(urllib.request, "urlopen", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setenv("IQA4K_OFFLINE", "1")
+    with pytest.raises(WeightsNotFoundError, match="IQA4K_OFFLINE"):
+        weights.resolve("testfile", download=True)
+    with pytest.raises(WeightsNotFoundError, match="IQA4K_OFFLINE"):
+        weights.fetch("testfile")
+    assert attempts == []
+
+
+def test_nrqm_entry_has_no_invented_checksum():
+    entry = weights.REGISTRY["nrqm"]
+    assert entry.filename == "model.mat" and entry.sha256 is None
+    assert entry.url.startswith("https://") and "chaoma99/sr-metric" in entry.url
+    assert "MIT" in entry.licence
+
+
+# ----------------------------------------------------------------- official reference values
+
+
+def _real_model() -> Path:
+    given = os.environ.get("IQA4K_NRQM_MODEL")
+    if given:
+        return Path(given)
+    cached = weights.cache_path("nrqm")
+    if cached.is_file():
+        return cached
+    pytest.skip(
+        "Ma et al.'s model.mat is not available: set IQA4K_NRQM_MODEL=/path/to/model.mat or "
+        f"put it at {cached} to check the official NRQM/PI values"
+    )
+
+
+@pytest.mark.parametrize("metric", ["nrqm", "pi"])
+@pytest.mark.parametrize("image", ["I03.bmp", "I04.bmp"])
+def test_matches_official_values_with_the_real_model(metric, image):
+    model = _real_model()
+    with fixture_path("calibration", "reference_scores.csv").open() as f:
+        official = {row["metric"]: row for row in csv.DictReader(f)}[metric][image]
+    x = load_rgb(fixture_path("calibration", "dist", image), torch.float64)
+    score = iqa4k.create_metric(metric, model_path=str(model))(x).item()
+    assert score == pytest.approx(float(official), abs=0.01 if metric == "nrqm" else 0.02)
