@@ -254,10 +254,11 @@ def test_registry_entries():
             "color_space": "y",
             "quantize": True,
             "crop_border": 4,
+            "data_range": 1.0,
             "model_path": "",
             "download": False,
         }
-        assert spec.setup is not None and spec.weights == "nrqm" and "Ma" in spec.citation
+        assert spec.setup is not None and "Ma" in spec.citation
     assert "PIRM" in pi.citation
 
 

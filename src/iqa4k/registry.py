@@ -80,9 +80,6 @@ class MetricSpec:
     # the keyword arguments every call passes to ``function``. A metric that reads a parameter
     # file loads it here, so a missing file fails at creation rather than at the first image.
     setup: Callable[[dict[str, Any]], dict[str, Any]] | None = field(default=None, repr=False)
-    # Name of the parameter file it needs in iqa4k.weights.REGISTRY (None: self-contained);
-    # lets callers that run every metric (the demo) skip those whose file is absent.
-    weights: str | None = None
 
     @property
     def defaults(self) -> dict[str, Any]:
@@ -101,19 +98,26 @@ class MetricSpec:
         return resolved
 
 
-# Options of every full-reference classical metric, beside the channels they default to.
-_FR_BASE = {
-    "quantize": Option(
-        True,
-        "round gray/y to the 8-bit grid as MATLAB does for uint8 images (straight-through grad)",
-    ),
-    "crop_border": Option(
-        0, "pixels shaved from each side before scoring (SR convention: the scale)", minimum=0
-    ),
-    "data_range": Option(
-        1.0, "value range of tensor/array inputs: 1.0 for [0,1], 255.0 for [0,255]", minimum=1e-12
-    ),
-}
+def _common(crop_border: int = 0) -> dict[str, Option]:
+    """Options every classical metric has: luma rounding, border shave, input range."""
+    return {
+        "quantize": Option(
+            True,
+            "round gray/y to the 8-bit grid as MATLAB does for uint8 images (straight-through)",
+        ),
+        "crop_border": Option(
+            crop_border,
+            "pixels shaved from each side before scoring (SR convention: the scale)",
+            minimum=0,
+        ),
+        "data_range": Option(
+            1.0,
+            "value range of tensor/array inputs: 1.0 for [0,1], 255.0 for [0,255]",
+            minimum=1e-12,
+        ),
+    }
+
+
 _WINDOW = {
     "win_size": Option(11, "side of the Gaussian window", minimum=1),
     "win_sigma": Option(1.5, "standard deviation of the Gaussian window", minimum=1e-6),
@@ -122,9 +126,11 @@ _WINDOW = {
 }
 
 
-def _color(default: str) -> dict[str, Option]:
-    doc = "channels the metric is computed on: rgb, gray (MATLAB rgb2gray) or y (BT.601 luma)"
-    return {"color_space": Option(default, doc, COLOR_SPACES)}
+def _color(default: str, choices: tuple[str, ...] = COLOR_SPACES) -> dict[str, Option]:
+    doc = "channels the metric is computed on: " + ", ".join(
+        {"rgb": "rgb", "gray": "gray (MATLAB rgb2gray)", "y": "y (BT.601 luma)"}[c] for c in choices
+    )
+    return {"color_space": Option(default, doc, choices)}
 
 
 def _on_luma(spec: MetricSpec, summary: str) -> MetricSpec:
@@ -142,7 +148,7 @@ _PSNR = MetricSpec(
     summary="Peak signal-to-noise ratio in dB over all RGB samples (MATLAB psnr).",
     citation="Peak signal-to-noise ratio; MATLAB Image Processing Toolbox psnr().",
     function=psnr,
-    options={**_color("rgb"), **_FR_BASE},
+    options={**_color("rgb"), **_common()},
 )
 _SSIM = MetricSpec(
     name="ssim",
@@ -158,7 +164,7 @@ _SSIM = MetricSpec(
     function=ssim,
     options={
         **_color("gray"),
-        **_FR_BASE,
+        **_common(),
         "downsample": Option(
             False,
             "ssim.m's automatic f x f box downsampling, f = round(min(H,W)/256); "
@@ -181,7 +187,7 @@ _MS_SSIM = MetricSpec(
     function=ms_ssim,
     options={
         **_color("gray"),
-        **_FR_BASE,
+        **_common(),
         **_WINDOW,
         "scale_weights": Option(MS_SSIM_WEIGHTS, "weight of each scale, finest first"),
         "pooling": Option(
@@ -193,21 +199,11 @@ _MS_SSIM = MetricSpec(
     },
 )
 
-_SPECS = [
-    _PSNR,
-    _on_luma(_PSNR, "PSNR on BT.601 luma, the super-resolution papers' convention."),
-    _SSIM,
-    _on_luma(_SSIM, "SSIM on BT.601 luma, the super-resolution papers' convention."),
-    _MS_SSIM,
-]
 
 # NRQM and PI read Ma et al.'s model.mat (not shipped; see iqa4k.weights), loaded at creation.
 _MA_OPTIONS = {
-    "color_space": Option(
-        "y", "channel scored: y (BT.601 luma, PIRM's convention) or gray (rgb2gray)", ("y", "gray")
-    ),
-    "quantize": Option(True, "round the channel to the 8-bit grid, as MATLAB's uint8 luma"),
-    "crop_border": Option(4, "pixels shaved from each side first (PIRM: 4)", minimum=0),
+    **_color("y", ("y", "gray")),
+    **_common(crop_border=4),  # PIRM 2018 shaved 4 pixels
     "model_path": Option("", "path of Ma et al.'s model.mat; empty: the iqa4k cache"),
     "download": Option(False, "fetch model.mat into the cache when it is missing (network)"),
 }
@@ -226,7 +222,6 @@ _NRQM = MetricSpec(
     function=_nrqm.nrqm,
     options=_MA_OPTIONS,
     setup=_nrqm.setup,
-    weights="nrqm",
 )
 _PI = MetricSpec(
     name="pi",
@@ -242,25 +237,10 @@ _PI = MetricSpec(
     function=_nrqm.pi,
     options=_MA_OPTIONS,
     setup=_nrqm.setup,
-    weights="nrqm",
 )
-_SPECS += [_NRQM, _PI]
 
 # NIQE and BRISQUE: the LIVE releases' models, bundled (see assets/NOTICE.md).
-_NSS_OPTIONS = {
-    "color_space": Option(
-        "gray",
-        "channel scored: gray (MATLAB rgb2gray, as the LIVE code) or y (BT.601 luma, SR papers)",
-        ("gray", "y"),
-    ),
-    "quantize": Option(True, "round the channel to the 8-bit grid, as MATLAB's uint8 luma"),
-    "crop_border": Option(
-        0, "pixels shaved from each side first (SR convention: the scale)", minimum=0
-    ),
-    "data_range": Option(
-        1.0, "value range of tensor/array inputs: 1.0 for [0,1], 255.0 for [0,255]", minimum=1e-12
-    ),
-}
+_NSS_OPTIONS = {**_color("gray", ("gray", "y")), **_common()}
 _NIQE = MetricSpec(
     name="niqe",
     kind="NR",
@@ -301,7 +281,6 @@ _BRISQUE = MetricSpec(
         ),
     },
 )
-_SPECS += [_NIQE, _BRISQUE]
 
 # PIQE: MATLAB's piqe() (no model). Maps: iqa4k.classic.piqe.piqe(x, return_maps=True).
 _PIQE = MetricSpec(
@@ -318,22 +297,7 @@ _PIQE = MetricSpec(
     ),
     function=piqe,
     options={
-        "color_space": Option(
-            "gray",
-            "channel scored: gray (MATLAB rgb2gray, as piqe()) or y (BT.601 luma, SR papers)",
-            ("gray", "y"),
-        ),
-        "quantize": Option(
-            True, "round the channel to 0..255 integers, as piqe() does for every input class"
-        ),
-        "crop_border": Option(
-            0, "pixels shaved from each side first (SR convention: the scale)", minimum=0
-        ),
-        "data_range": Option(
-            1.0,
-            "value range of tensor/array inputs: 1.0 for [0,1], 255.0 for [0,255]",
-            minimum=1e-12,
-        ),
+        **_NSS_OPTIONS,
         "block_size": Option(
             16, "side of the non-overlapping blocks (even; piqe() uses 16)", minimum=4
         ),
@@ -356,8 +320,19 @@ _PIQE = MetricSpec(
         ),
     },
 )
-_SPECS += [_PIQE]
 
+_SPECS = [
+    _PSNR,
+    _on_luma(_PSNR, "PSNR on BT.601 luma, the super-resolution papers' convention."),
+    _SSIM,
+    _on_luma(_SSIM, "SSIM on BT.601 luma, the super-resolution papers' convention."),
+    _MS_SSIM,
+    _NIQE,
+    _BRISQUE,
+    _PIQE,
+    _NRQM,
+    _PI,
+]
 METRICS: Mapping[str, MetricSpec] = MappingProxyType({s.name: s for s in _SPECS})
 
 
