@@ -123,6 +123,17 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 1 if any(e.result is None for e in run.metrics) else 0
 
 
+def _cmd_convert(args: argparse.Namespace) -> int:
+    from .models.as_metric import convert
+
+    spec = get_spec(args.metric)
+    if spec.model is None:
+        raise OptionError(f"{spec.name} is not a deep model; it has no checkpoint to convert")
+    out = convert(spec, args.file, args.output)
+    print(f"{args.file} -> {out} ({spec.name}: {spec.model[0]}, release {spec.model[1]})")
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import demo_main  # loaded only for this command
 
@@ -195,6 +206,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true", help="print JSON instead of a table")
     s.add_argument("--plot", metavar="DIR", help="write one scatter plot PNG per metric")
     s.set_defaults(func=_cmd_evaluate)
+
+    s = sub.add_parser(
+        "convert-checkpoint", help="official checkpoint -> iqa4k safetensors (checked on load)"
+    )
+    s.add_argument("metric", metavar="MODEL", help="deep metric whose release it is, e.g. maniqa")
+    s.add_argument("file", help="the official checkpoint file")
+    s.add_argument("-o", "--output", required=True, help="output .safetensors file")
+    s.set_defaults(func=_cmd_convert)
 
     s = sub.add_parser("demo", help="degrade a sample photo, score it with every metric")
     s.add_argument("--out", default="demo-out", help="output folder (default demo-out)")

@@ -16,6 +16,7 @@ from .degrade import sr_suite
 from .errors import WeightsNotFoundError
 from .io import load_image, save_image
 from .metric import create_metric
+from .models.as_metric import weights_on_disk
 from .registry import METRICS
 from .report import write_html
 from .report.tables import score_table
@@ -51,7 +52,10 @@ def _make_images(folder: Path) -> tuple[Path, list[Path]]:
 def ready_metrics() -> list[str]:
     """Every registered metric whose parameter files are on disk; the others are named."""
     ready = []
-    for name in METRICS:
+    for name, spec in METRICS.items():
+        if spec.model is not None and not weights_on_disk(spec):
+            print(f"note: {name} skipped, its weights are not in the iqa4k cache", file=sys.stderr)
+            continue  # the demo never downloads
         try:
             create_metric(name)
         except WeightsNotFoundError as exc:

@@ -31,6 +31,11 @@ class Metric(torch.nn.Module):
         self._call_options = spec.setup(call) if spec.setup is not None else call
         # None keeps inputs where they are (tensors) or on the CPU (decoded files).
         self.device = torch.device(device) if device is not None else None
+        for key, value in self._call_options.items():
+            if isinstance(value, torch.nn.Module):  # a deep metric's network follows .to()
+                self.add_module(key, value)
+        if self.device is not None:
+            self.to(self.device)
 
     @property
     def info(self) -> MetricSpec:

@@ -38,6 +38,12 @@ class WeightsFile:
     sha256: str | None  # None: not known here, the download is not verified
     licence: str  # licence and provenance, shown in error messages
     metrics: tuple[str, ...]  # the metrics that read it, for the instructions in errors
+    pass_as: str  # the call that passes a copy the user has, for the instructions
+    fetch_as: str = ""  # the call that downloads it; "" when the URL is a page, not a file
+
+    def matches(self, digest: str) -> bool:
+        """Whether hex ``digest`` fits the known SHA-256 (full, or a torch.hub-style prefix)."""
+        return self.sha256 is None or digest.lower().startswith(self.sha256.lower())
 
 
 REGISTRY: dict[str, WeightsFile] = {
@@ -50,8 +56,15 @@ REGISTRY: dict[str, WeightsFile] = {
         sha256=None,
         licence="MIT licence, (c) Chao Ma; github.com/chaoma99/sr-metric (Ma et al., CVIU 2017)",
         metrics=("nrqm", "pi"),
+        pass_as="create_metric('nrqm', model_path='/path/to/model.mat')",
+        fetch_as="create_metric('nrqm', download=True)",
     ),
 }
+
+
+def register(entry: WeightsFile) -> WeightsFile:
+    """Add ``entry`` to :data:`REGISTRY` (deep models register their releases on first use)."""
+    return REGISTRY.setdefault(entry.name, entry)
 
 
 def cache_dir() -> Path:
@@ -123,6 +136,9 @@ def fetch(name: str) -> Path:
     if offline():
         reason = f"cannot download {entry.filename}: downloads are disabled by IQA4K_OFFLINE."
         raise WeightsNotFoundError(_instructions(entry, target, reason))
+    if not entry.fetch_as:
+        reason = f"{entry.filename} is published on a page ({entry.url}), not as a direct link."
+        raise WeightsNotFoundError(_instructions(entry, target, reason))
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{entry.filename}.", suffix=".part", dir=target.parent)
     try:
@@ -131,7 +147,7 @@ def fetch(name: str) -> Path:
             for block in iter(lambda: src.read(_CHUNK), b""):
                 digest.update(block)
                 out.write(block)
-        if entry.sha256 is not None and digest.hexdigest() != entry.sha256.lower():
+        if not entry.matches(digest.hexdigest()):
             reason = (
                 f"download of {entry.url} has SHA-256 {digest.hexdigest()}, expected "
                 f"{entry.sha256}; nothing was saved."
@@ -170,7 +186,7 @@ def _verify(entry: WeightsFile, path: Path, what: str) -> None:
     if entry.sha256 is None:
         return
     actual = sha256_of(path)
-    if actual != entry.sha256.lower():
+    if not entry.matches(actual):
         reason = (
             f"{what} of {entry.filename} ({path}) has SHA-256 {actual}, expected "
             f"{entry.sha256}: it is another version or damaged; delete it and provide it again."
@@ -187,14 +203,16 @@ def _instructions(entry: WeightsFile, target: Path, reason: str) -> str:
         if entry.sha256
         else "not verified: its SHA-256 is not known to iqa4k"
     )
-    return (
-        f"{reason}\n"
-        f"{metric} needs the parameter file {entry.filename} ({entry.licence}). Either:\n"
-        f"  - fetch it by hand from {entry.url} and save it as {target}\n"
-        f"    (that is the cache directory {target.parent.parent}; IQA4K_HOME moves it);\n"
-        f"  - or pass your copy: create_metric('{metric}', model_path='/path/to/"
-        f"{entry.filename}'){also};\n"
-        f"  - or let iqa4k fetch it once into the cache: create_metric('{metric}', "
-        f"download=True) (needs network access and IQA4K_OFFLINE unset; the download is "
-        f"{check})."
-    )
+    lines = [
+        reason,
+        f"{metric} needs the file {entry.filename} ({entry.licence}). Either:",
+        f"  - fetch it by hand from {entry.url} and save it as {target}",
+        f"    (that is the cache directory {target.parent.parent}; IQA4K_HOME moves it);",
+        f"  - or pass your copy: {entry.pass_as}{also}",
+    ]
+    if entry.fetch_as:
+        lines.append(
+            f"  - or let iqa4k fetch it once into the cache: {entry.fetch_as} (needs network "
+            f"access and IQA4K_OFFLINE unset; the download is {check})."
+        )
+    return "\n".join(lines)

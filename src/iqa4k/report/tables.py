@@ -89,10 +89,29 @@ def metric_info(spec: MetricSpec) -> str:
         "citation:",
         textwrap.fill(spec.citation, 96, initial_indent="  ", subsequent_indent="  "),
     ]
+    if spec.model is not None:
+        lines += _model_cost(spec)
     if spec.options:
         first = next(iter(spec.options))
         lines += ["usage:", f"  iqa4k score -m {spec.name} --opt {first}=VALUE ..."]
     return "\n".join(lines)
+
+
+def _model_cost(spec: MetricSpec) -> list[str]:
+    """Parameters, and GMACs per 3840x2160 image under each sampling policy."""
+    from ..models import cost, model_module
+
+    model, release = spec.model
+    options = model_module(model).RELEASES[release].options
+    policies = spec.options["sampling"].choices if "sampling" in spec.options else ("official",)
+    lines = [
+        f"model: {model}, release {release}",
+        f"  parameters: {cost.parameters(model, **options) / 1e6:.2f} M",
+        "  cost per 3840x2160 image (torch FLOP counter; MACs = FLOPs / 2):",
+    ]
+    for policy, crops, gmacs in cost.describe(model, policies, **options):
+        lines.append(f"    {policy:<9} {crops:>4} network input(s)  {gmacs:10.1f} GMACs")
+    return lines
 
 
 # ------------------------------------------------------------------------------- scores

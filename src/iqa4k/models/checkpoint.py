@@ -1,0 +1,201 @@
+"""Reading official checkpoints as they are published, and writing ours.
+
+Official files come in three shapes: a state_dict (often saved under ``nn.DataParallel``, so
+every key starts with ``module.``), a dict holding several state_dicts (AHIQ's heads), or a
+whole pickled ``nn.Module`` (MANIQA's PIPAL release). None of them is loaded by running its
+code: state_dicts go through ``torch.load(weights_only=True)``, and pickled modules through
+:class:`_InertUnpickler`, which rebuilds tensors but replaces every other class or function
+the pickle names by an inert record, so nothing from the file is ever called.
+
+Our own format is safetensors plus JSON metadata in the safetensors header.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+from collections import OrderedDict
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..errors import IQAError
+
+# Globals a pickled module may really use: the tensor rebuilders torch.save writes, and the
+# containers around them. Anything else becomes an _Inert record.
+_ALLOWED = {
+    ("collections", "OrderedDict"): OrderedDict,
+    ("torch._utils", "_rebuild_tensor_v2"): torch._utils._rebuild_tensor_v2,
+    ("torch._utils", "_rebuild_parameter"): torch._utils._rebuild_parameter,
+    ("torch._utils", "_rebuild_parameter_with_state"): torch._utils._rebuild_parameter_with_state,
+    ("torch", "Size"): torch.Size,
+    ("builtins", "set"): set,
+    ("builtins", "frozenset"): frozenset,
+    ("builtins", "object"): object,
+}
+
+_PY2_MODULES = {"__builtin__": "builtins", "copy_reg": "copyreg"}
+
+
+class CheckpointError(IQAError):
+    """A checkpoint file that cannot be read or does not fit the model."""
+
+
+class _Inert:
+    """Stands in for any class or function a pickle names; records its state, runs nothing."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.args = args
+
+    def __setstate__(self, state: Any) -> None:
+        if isinstance(state, tuple) and len(state) == 2:  # (dict, slots) form
+            state = {**(state[0] or {}), **(state[1] or {})}
+        if isinstance(state, dict):
+            self.__dict__.update(state)
+
+
+def _inert_class(module: str, name: str) -> type:
+    return type(name, (_Inert,), {"__module__": f"inert.{module}"})
+
+
+class _InertUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> Any:
+        module = _PY2_MODULES.get(module, module)  # protocol-2 pickles use Python 2 names
+        if (module, name) in _ALLOWED:
+            return _ALLOWED[(module, name)]
+        if module == "copyreg" and name == "_reconstructor":
+            return _reconstruct
+        if module == "torch" and name.endswith("Storage"):
+            return getattr(torch, name)  # storage classes (legacy tensors); data only
+        return _inert_class(module, name)
+
+
+def _reconstruct(cls: type, base: type, state: Any) -> Any:
+    """copyreg._reconstructor limited to inert classes and plain objects."""
+    if not issubclass(cls, _Inert):
+        raise pickle.UnpicklingError(f"refusing to reconstruct {cls!r}")
+    return cls()
+
+
+class _InertPickleModule:
+    """The ``pickle_module`` torch.load is given for whole pickled modules."""
+
+    Unpickler = _InertUnpickler
+    __name__ = "iqa4k_inert_pickle"
+
+    @staticmethod
+    def load(file, **kwargs):  # pragma: no cover - torch.load uses Unpickler
+        return _InertUnpickler(file, **kwargs).load()
+
+
+def _module_state(obj: Any, prefix: str = "") -> dict[str, torch.Tensor]:
+    """The state_dict of an unpickled (inert) ``nn.Module`` tree."""
+    state: dict[str, torch.Tensor] = {}
+    skip = set(getattr(obj, "_non_persistent_buffers_set", ()) or ())
+    for group in ("_parameters", "_buffers"):
+        for name, tensor in (getattr(obj, group, None) or {}).items():
+            if tensor is not None and name not in skip:
+                state[prefix + name] = tensor.detach()
+    for name, child in (getattr(obj, "_modules", None) or {}).items():
+        if child is not None:
+            state.update(_module_state(child, f"{prefix}{name}."))
+    return state
+
+
+def strip_prefix(state: Mapping[str, torch.Tensor], prefix: str = "module.") -> dict:
+    """Drop ``prefix`` (``nn.DataParallel``'s ``module.``) from every key that has it."""
+    return {(k[len(prefix) :] if k.startswith(prefix) else k): v for k, v in state.items()}
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """The contents of a checkpoint file, read without executing code from it.
+
+    Returns a flat ``{name: tensor}`` state_dict with any ``module.`` prefix removed, or for
+    files that hold several state_dicts (AHIQ), a dict of such state_dicts. safetensors files
+    (ours) are read with their metadata under the key ``"__metadata__"``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    if path.suffix == ".safetensors":
+        return _read_safetensors(path)
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        obj = _read_pickled_module(path)  # a whole nn.Module: read inertly
+    except Exception as err:  # torch raises several types for damaged files
+        raise CheckpointError(f"cannot read checkpoint {path}: {err}") from err
+    return _normalise(obj, path)
+
+
+def _read_pickled_module(path: Path) -> Any:
+    try:
+        return torch.load(
+            path, map_location="cpu", weights_only=False, pickle_module=_InertPickleModule
+        )
+    except Exception as err:
+        raise CheckpointError(f"cannot read checkpoint {path}: {err}") from err
+
+
+def _normalise(obj: Any, path: Path) -> dict[str, Any]:
+    if isinstance(obj, _Inert):
+        return strip_prefix(_module_state(obj))
+    if not isinstance(obj, Mapping):
+        raise CheckpointError(f"{path} holds a {type(obj).__name__}, not a state_dict")
+    if obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
+        return strip_prefix(obj)
+    for key in ("state_dict", "model", "model_state_dict", "net"):  # common wrappers
+        if isinstance(obj.get(key), Mapping):
+            return _normalise(obj[key], path)
+    nested = {k: strip_prefix(v) for k, v in obj.items() if _is_state_dict(v)}
+    if not nested:
+        raise CheckpointError(f"{path} holds no tensors; keys: {', '.join(map(str, obj))}")
+    return nested
+
+
+def _is_state_dict(value: Any) -> bool:
+    return (
+        isinstance(value, Mapping)
+        and bool(value)
+        and all(isinstance(v, torch.Tensor) for v in value.values())
+    )
+
+
+def _read_safetensors(path: Path) -> dict[str, Any]:
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        state = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - safe_open API
+        meta = f.metadata() or {}
+    state["__metadata__"] = json.loads(meta.get("iqa4k", "{}"))
+    return state
+
+
+def save_checkpoint(path: str | Path, state: Mapping[str, torch.Tensor], meta: dict) -> Path:
+    """Write ``state`` as safetensors with ``meta`` (model, variant, options, ...) as JSON."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().contiguous().cpu() for k, v in state.items()}
+    save_file(tensors, str(path), metadata={"iqa4k": json.dumps(meta, sort_keys=True)})
+    return path
+
+
+def load_into(model: torch.nn.Module, state: Mapping[str, torch.Tensor], what: str) -> None:
+    """``model.load_state_dict(state, strict=True)`` with an error that lists the mismatch."""
+    state = {k: v for k, v in state.items() if k != "__metadata__"}
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    wrong = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
+    if missing or unexpected or wrong:
+        parts = []
+        for label, keys in (("missing", missing), ("unexpected", unexpected), ("shape", wrong)):
+            if keys:
+                shown = ", ".join(keys[:5]) + (f" (+{len(keys) - 5} more)" if len(keys) > 5 else "")
+                parts.append(f"{len(keys)} {label}: {shown}")
+        raise CheckpointError(f"{what} does not fit the model: " + "; ".join(parts))
+    model.load_state_dict(state, strict=True)

@@ -1,0 +1,60 @@
+"""What a deep model costs: parameters and multiply-accumulates per crop and per 4K image.
+
+MACs come from torch's own FLOP counter (``torch.utils.flop_counter``), run on the ``meta``
+device so nothing is computed: matmuls and convolutions are counted (attention included),
+element-wise work is not, as in the papers' tables (fvcore, thop, ptflops count the same way).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from ..sampling import grid_positions
+from . import model_module
+
+UHD = (2160, 3840)  # height, width of the image the costs are quoted for
+
+
+def parameters(model: str, **options) -> int:
+    """Number of parameters of ``model`` (buffers excluded; built on ``meta``, no memory)."""
+    with torch.device("meta"):
+        return sum(p.numel() for p in model_module(model).build(**options).parameters())
+
+
+def macs_per_forward(model: str, batch: int = 1, **options) -> int:
+    """MACs of one forward pass of ``model`` on ``batch`` crops (counted, not run)."""
+    module = model_module(model)
+    with torch.device("meta"):
+        net = module.build(**options).eval()
+        size = module.NET_INPUT.size
+        inputs = [torch.empty(batch, 3, size, size) for _ in range(_n_inputs(model))]
+        counter = FlopCounterMode(display=False)
+        with counter, torch.no_grad():
+            net(*inputs)
+    return counter.get_total_flops() // 2
+
+
+def _n_inputs(model: str) -> int:
+    return {"ahiq": 2, "uiqa": 3}.get(model, 1)
+
+
+def crops_per_image(model: str, policy: str, overlap: int = 0, size: tuple = UHD) -> int:
+    """How many network inputs one image of ``size`` costs under ``policy``."""
+    module = model_module(model)
+    protocol = module.PROTOCOL
+    if policy == "official":
+        return 1 if protocol.centre else protocol.n_crops
+    if policy == "centre":
+        return 1
+    return len(grid_positions(*size, module.NET_INPUT.size, overlap))
+
+
+def describe(model: str, policies: tuple[str, ...], **options) -> list[tuple[str, int, float]]:
+    """``(policy, crops, GMACs)`` per policy for a 3840x2160 image."""
+    per_crop = macs_per_forward(model, **options)
+    rows = []
+    for policy in policies:
+        n = crops_per_image(model, policy)
+        rows.append((policy, n, per_crop * n / 1e9))
+    return rows

@@ -1,0 +1,214 @@
+"""UIQA: quality of UHD images from aesthetics, distortions and saliency (no-reference).
+
+Wei Sun, Weixia Zhang, Yuqin Cao, Linhan Cao, Jun Jia, Zijian Chen, Zicheng Zhang, Xiongkuo Min,
+Guangtao Zhai, "Assessing UHD Image Quality from Aesthetics, Distortions, and Saliency",
+ECCV 2024 Workshops (AIM 2024 UHD-IQA Challenge, first place), arXiv:2409.00749.
+Official code: github.com/sunwei925/UIQA at 624d1727addbdd5acba64dab20adb2e03303a805
+(``models/UIQA.py`` ``UIQA_Model``; views from ``test_single_image.py`` / ``IQADataset.py``).
+
+Structure: three independent torchvision Swin-T backbones (classifier head removed, so each
+gives the 768-d pooled feature after the final LayerNorm) see three 480x480 views of one image:
+
+- aesthetics: the image resized to short side 512 (antialiased bilinear) and centre-cropped;
+- distortion: a 15x15 mosaic of 32x32 full-resolution patches, one per grid cell at a random
+  offset inside the cell (FAST-VQA "fragments");
+- saliency: the central 480x480 crop of the full-resolution image (no saliency detector).
+
+The three features are concatenated (2304) and regressed by Linear(2304, 128) -> Linear(128, 1)
+with no non-linearity in between. The output is unbounded, on the UHD-IQA ``quality_mos`` scale
+(about 0.5-0.9), higher is better.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchvision.models import swin_t
+
+from ._common import IMAGENET_MEAN, IMAGENET_STD, NetInput, Release, TestProtocol
+
+NET_INPUT = NetInput(size=480, mean=IMAGENET_MEAN, std=IMAGENET_STD)
+
+# Official inference (README command for test_single_image.py): --resize 512 --crop_size 480
+# --n_fragment 15 --salient_patch_dimension 480, one view of each kind, torch seeded with 2.
+RESIZE = 512
+N_FRAGMENT = 15
+PATCH = 32
+SALIENT_SIZE = 480  # train.py and the README use 480; IQADataset.py defaults 448, the script 384
+FRAGMENT_SEED = 2  # test_single_image.py: torch.manual_seed(2) before drawing the offsets
+
+PROTOCOL = TestProtocol(
+    n_crops=1,
+    resize=None,
+    centre=True,
+    source=(
+        "test_single_image.py with the README arguments: aesthetic = short side 512 then centre "
+        "480; fragments = 15x15 grid of 32x32 patches at offsets drawn after "
+        "torch.manual_seed(2); salient = centre 480 of the full image; one view each"
+    ),
+)
+
+RELEASES: dict[str, Release] = {
+    "uhd-iqa": Release(
+        filename="UIQA.pth",
+        url=(
+            "https://www.dropbox.com/scl/fi/mgvvt902zehhmo6drnxve/UIQA.pth"
+            "?rlkey=413edq08c8qnxbrlgclnq0va6&st=yzcskkus&dl=0"
+        ),
+        sha256=None,
+        format="state_dict",
+        licence="Apache-2.0 (README badge of sunwei925/UIQA)",
+        note=(
+            "Trained on the UHD-IQA challenge training set (80% random split), from AVA-pretrained "
+            "Swin-T branches. The release also ships UIQA.npy, a 4-parameter logistic (popt) that "
+            "test_single_image.py loads but never applies: its printed score is the raw output."
+        ),
+    ),
+}
+
+
+def _swin_t_features() -> nn.Module:
+    """torchvision Swin-T without its classifier: [B,3,H,W] -> [B,768]."""
+    net = swin_t(weights=None)
+    net.head = nn.Identity()
+    return net
+
+
+class UIQA(nn.Module):
+    """Three Swin-T branches (aesthetics, distortion, saliency) and a linear two-layer head."""
+
+    net_input = NET_INPUT
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.aesthetics_feature_extraction = _swin_t_features()
+        self.distortion_feature_extraction = _swin_t_features()
+        self.saliency_feature_extraction = _swin_t_features()
+        # no activation between the two layers, as in the official head (R)
+        self.quality = nn.Sequential(nn.Linear(3 * 768, 128), nn.Linear(128, 1))
+
+    def forward(
+        self, aesthetic: torch.Tensor, fragments: torch.Tensor, salient: torch.Tensor
+    ) -> torch.Tensor:
+        """Three normalised ``[B,3,480,480]`` views (see :func:`views`) -> scores ``[B]``."""
+        features = torch.cat(
+            (
+                self.aesthetics_feature_extraction(aesthetic),
+                self.distortion_feature_extraction(fragments),
+                self.saliency_feature_extraction(salient),
+            ),
+            dim=1,
+        )
+        return self.quality(features)[:, 0]
+
+
+def build(**options) -> UIQA:
+    """UIQA with random weights; the official model has no options, so any option is a TypeError."""
+    return UIQA(**options)
+
+
+def _centre_crop(x: torch.Tensor, size: int) -> torch.Tensor:
+    """torchvision ``CenterCrop(size)``: zero padding when smaller, Python rounding of offsets."""
+    h, w = x.shape[-2:]
+    if size > h or size > w:
+        pad_w, pad_h = max(size - w, 0), max(size - h, 0)
+        x = F.pad(x, (pad_w // 2, (pad_w + 1) // 2, pad_h // 2, (pad_h + 1) // 2))
+        h, w = x.shape[-2:]
+    top = int(round((h - size) / 2.0))
+    left = int(round((w - size) / 2.0))
+    return x[..., top : top + size, left : left + size]
+
+
+def aesthetic_view(x: torch.Tensor, resize: int = RESIZE, crop: int = 480) -> torch.Tensor:
+    """Short side to ``resize`` (antialiased bilinear), then the centre ``crop``.
+
+    ``x`` is ``[B,3,H,W]`` in [0, 1]; so is the result. The official code resizes a uint8 PIL
+    image (PIL's antialiased bilinear, rounded to 8 bits); this float version differs from it by
+    at most a couple of grey levels (see tests).
+    """
+    h, w = x.shape[-2:]
+    # torchvision Resize(int): the long side is truncated, not rounded
+    if w <= h:
+        size = (int(resize * h / w), resize)
+    else:
+        size = (resize, int(resize * w / h))
+    if size != (h, w):
+        x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
+    return _centre_crop(x, crop)
+
+
+def salient_view(x: torch.Tensor, size: int = SALIENT_SIZE) -> torch.Tensor:
+    """The centre ``size`` crop of the full-resolution image (zero-padded if it is smaller)."""
+    return _centre_crop(x, size)
+
+
+def fragment_view(
+    x: torch.Tensor,
+    generator: torch.Generator | None = None,
+    n_fragment: int = N_FRAGMENT,
+    patch: int = PATCH,
+) -> torch.Tensor:
+    """Mosaic of ``n_fragment``^2 patches, one per grid cell, as the official fragments.
+
+    ``x`` is ``[B,3,H,W]`` in [0, 1]; the result is ``[B,3,n*patch,n*patch]``. Cell ``i`` starts
+    at ``min(i * (H // n), H - patch)`` and the patch at a random offset in
+    ``[0, H // n - patch)`` (none when the cell is not larger than the patch); likewise for
+    columns, with an independent offset pair per cell. Offsets come from ``generator`` (the global
+    torch RNG when None), rows then columns, image after image: with a generator seeded like the
+    global RNG of the official script the output is bit-identical to it.
+
+    When the short side is below ``n * patch`` the image is first upsampled by bilinear
+    interpolation by the factor that makes it ``n * patch``, but the grid is still laid out on
+    the original size, so patches come from the top-left region of the upsampled image (R).
+    """
+    if x.dim() != 4:
+        raise ValueError(f"expected [B,C,H,W], got shape {tuple(x.shape)}")
+    h, w = x.shape[-2:]
+    if min(h, w) < patch:
+        raise ValueError(f"image {h}x{w} is smaller than one {patch}x{patch} patch")
+    side = n_fragment * patch
+    ratio = min(h / side, w / side)
+    if ratio < 1:
+        # the official code scales by 1/255 and back around the interpolation (a leftover from
+        # uint8 video); kept because it changes the last bit of some values (R). Planes go in
+        # one channel at a time, as the official [C,1,H,W] layout does: torch's CPU kernel for
+        # three channels rounds differently in the last bit.
+        b, c = x.shape[:2]
+        planes = x.reshape(b * c, 1, h, w) / 255.0
+        planes = F.interpolate(planes, scale_factor=1 / ratio, mode="bilinear") * 255.0
+        x = planes.reshape(b, c, *planes.shape[-2:])
+
+    cells = torch.arange(n_fragment)
+    row_start = torch.minimum(cells * (h // n_fragment), torch.tensor(h - patch))
+    col_start = torch.minimum(cells * (w // n_fragment), torch.tensor(w - patch))
+    row_room, col_room = h // n_fragment - patch, w // n_fragment - patch
+    span = torch.arange(patch)
+
+    out = []
+    for image in x:
+        shape = (n_fragment, n_fragment)
+        dy = torch.randint(row_room, shape, generator=generator) if row_room > 0 else 0
+        dx = torch.randint(col_room, shape, generator=generator) if col_room > 0 else 0
+        # rows[i, j, a] and cols[i, j, b]: source pixel of pixel (a, b) of the patch of cell (i, j)
+        rows = (row_start[:, None] + dy)[..., None] + span
+        cols = (col_start[None, :] + dx)[..., None] + span
+        rows = rows.expand(n_fragment, n_fragment, patch).to(x.device)
+        cols = cols.expand(n_fragment, n_fragment, patch).to(x.device)
+        tiles = image[:, rows[..., :, None], cols[..., None, :]]  # [C, n, n, patch, patch]
+        out.append(tiles.permute(0, 1, 3, 2, 4).reshape(image.shape[0], side, side))
+    return torch.stack(out)
+
+
+def views(
+    x: torch.Tensor, generator: torch.Generator | None = None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The official three views of ``[B,3,H,W]`` images in [0, 1], normalised for :class:`UIQA`.
+
+    For the official test-time offsets pass ``torch.Generator().manual_seed(FRAGMENT_SEED)``.
+    """
+    return (
+        NET_INPUT.normalize(aesthetic_view(x)),
+        NET_INPUT.normalize(fragment_view(x, generator)),
+        NET_INPUT.normalize(salient_view(x)),
+    )

@@ -1,0 +1,86 @@
+"""What is known about a metric before it is built: :class:`MetricSpec` and its options."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import torch
+
+from .errors import OptionError
+
+
+@dataclass(frozen=True)
+class Option:
+    """One option of a metric: its default, its allowed values and what it means."""
+
+    default: Any
+    doc: str
+    choices: tuple | None = None
+    minimum: float | None = None
+
+    def check(self, metric: str, name: str, value: Any) -> Any:
+        """Return ``value`` coerced to the default's type, or raise :class:`OptionError`."""
+        if self.choices is not None and value not in self.choices:
+            raise OptionError(f"{metric}: {name} must be one of {self.choices}, got {value!r}")
+        value = self._coerce(value)
+        if value is None:
+            kind = type(self.default).__name__
+            raise OptionError(f"{metric}: {name} must be of type {kind}, got {value!r}")
+        if self.minimum is not None and value < self.minimum:
+            raise OptionError(f"{metric}: {name} must be >= {self.minimum}, got {value!r}")
+        return value
+
+    def _coerce(self, value: Any) -> Any:
+        """``value`` as the default's type, or None when it cannot be one."""
+        kind = type(self.default)
+        if kind is bool:
+            return value if isinstance(value, bool) else None
+        if kind in (int, float):
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                return None
+            return None if kind is int and value != int(value) else kind(value)
+        if kind is tuple:
+            try:
+                return tuple(float(v) for v in value)
+            except (TypeError, ValueError):
+                return None
+        return value
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """Everything known about a metric before it is built."""
+
+    name: str
+    kind: Literal["FR", "NR"]
+    higher_is_better: bool
+    score_range: tuple[float, float]
+    differentiable: bool
+    summary: str
+    citation: str
+    function: Callable[..., torch.Tensor] = field(repr=False)
+    options: Mapping[str, Option] = field(default_factory=dict)
+    # Called once when the metric is built, with the resolved options (less data_range); returns
+    # the keyword arguments every call passes to ``function``. A metric that reads a parameter
+    # file loads it here, so a missing file fails at creation rather than at the first image.
+    setup: Callable[[dict[str, Any]], dict[str, Any]] | None = field(default=None, repr=False)
+    # Deep metrics: (model, release) in iqa4k.models; None for the classical metrics.
+    model: tuple[str, str] | None = None
+
+    @property
+    def defaults(self) -> dict[str, Any]:
+        """Default value of every option."""
+        return {name: opt.default for name, opt in self.options.items()}
+
+    def resolve(self, overrides: Mapping[str, Any]) -> dict[str, Any]:
+        """Defaults updated with ``overrides``, each checked; unknown names are an error."""
+        unknown = sorted(set(overrides) - set(self.options))
+        if unknown:
+            valid = ", ".join(self.options) or "none"
+            raise OptionError(f"{self.name}: unknown option(s) {unknown}; valid options: {valid}")
+        resolved = self.defaults
+        for key, value in overrides.items():
+            resolved[key] = self.options[key].check(self.name, key, value)
+        return resolved

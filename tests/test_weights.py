@@ -1,0 +1,135 @@
+"""The parameter-file cache: explicit paths, cache hits, checked downloads, offline mode."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import os
+import socket
+import threading
+import urllib.request
+
+import pytest
+
+from iqa4k import weights
+from iqa4k.errors import WeightsNotFoundError
+
+
+@pytest.fixture
+def weight_entry(tmp_path, monkeypatch):
+    """A registry entry pointing at a local file, with the cache in tmp_path."""
+    source = tmp_path / "src" / "params.bin"
+    source.parent.mkdir()
+    source.write_bytes(os.urandom(3000) + b"iqa4k")
+    monkeypatch.setenv("IQA4K_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("IQA4K_OFFLINE", raising=False)
+    entry = weights.WeightsFile(
+        name="testfile",
+        filename="params.bin",
+        url=source.as_uri(),
+        sha256=weights.sha256_of(source),
+        licence="test data",
+        metrics=("dummy",),
+        pass_as="create_metric('dummy', model_path='/path/to/params.bin')",
+        fetch_as="create_metric('dummy', download=True)",
+    )
+    monkeypatch.setitem(weights.REGISTRY, "testfile", entry)
+    return entry, source
+
+
+def test_resolve_prefers_an_explicit_path(weight_entry, tmp_path):
+    _, source = weight_entry
+    assert weights.resolve("testfile", source) == source
+    with pytest.raises(WeightsNotFoundError, match="does not exist"):
+        weights.resolve("testfile", tmp_path / "nope.bin")
+
+
+def test_resolve_without_download_explains_how_to_provide_the_file(weight_entry, tmp_path):
+    entry, _ = weight_entry
+    with pytest.raises(WeightsNotFoundError) as err:
+        weights.resolve("testfile")
+    text = str(err.value)
+    assert entry.url in text and str(tmp_path / "cache" / "testfile" / "params.bin") in text
+    assert "model_path=" in text and "download=True" in text
+
+
+def test_download_from_a_file_url_verifies_and_caches(weight_entry, tmp_path):
+    _, source = weight_entry
+    assert not weights.available("testfile")
+    path = weights.resolve("testfile", download=True)
+    assert weights.available("testfile")
+    assert path == tmp_path / "cache" / "testfile" / "params.bin"
+    assert path.read_bytes() == source.read_bytes()
+    assert weights.resolve("testfile") == path  # now a cache hit, checked again
+    assert list(path.parent.iterdir()) == [path]  # no temporary file left
+
+
+def test_download_with_a_wrong_checksum_saves_nothing(weight_entry, monkeypatch):
+    entry, _ = weight_entry
+    bad = weights.WeightsFile(**{**entry.__dict__, "sha256": "0" * 64})
+    monkeypatch.setitem(weights.REGISTRY, "testfile", bad)
+    with pytest.raises(WeightsNotFoundError, match="expected 0000"):
+        weights.resolve("testfile", download=True)
+    folder = weights.cache_path("testfile").parent
+    assert not folder.exists() or list(folder.iterdir()) == []
+
+
+def test_cached_file_with_a_wrong_checksum_is_refused(weight_entry):
+    target = weights.cache_path("testfile")
+    target.parent.mkdir(parents=True)
+    target.write_bytes(b"something else")
+    with pytest.raises(WeightsNotFoundError, match="another version or damaged"):
+        weights.resolve("testfile")
+
+
+def test_download_over_http_from_localhost(weight_entry, monkeypatch):
+    entry, source = weight_entry
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(source.parent))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/params.bin"
+        served = weights.WeightsFile(**{**entry.__dict__, "url": url})
+        monkeypatch.setitem(weights.REGISTRY, "testfile", served)
+        path = weights.resolve("testfile", download=True)
+        assert path.read_bytes() == source.read_bytes()
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_offline_forbids_any_download(weight_entry, monkeypatch):
+    attempts = []
+
+    def refuse(*args, **kwargs):
+        attempts.append(args)
+        raise AssertionError("network used while IQA4K_OFFLINE is set")
+
+    monkeypatch.setattr(urllib.request, "urlopen", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setenv("IQA4K_OFFLINE", "1")
+    with pytest.raises(WeightsNotFoundError, match="IQA4K_OFFLINE"):
+        weights.resolve("testfile", download=True)
+    with pytest.raises(WeightsNotFoundError, match="IQA4K_OFFLINE"):
+        weights.fetch("testfile")
+    assert attempts == []
+
+
+def test_a_hash_prefix_is_checked_like_torch_hub(weight_entry):
+    entry, _ = weight_entry
+    assert entry.matches(entry.sha256) and entry.matches(entry.sha256.upper())
+    short = weights.WeightsFile(**{**entry.__dict__, "sha256": entry.sha256[:8]})
+    assert short.matches(entry.sha256)
+    other = "0" * 64 if not entry.sha256.startswith("0") else "1" * 64
+    assert not short.matches(other)
+
+
+def test_a_file_published_on_a_page_is_never_fetched(weight_entry, monkeypatch):
+    entry, _ = weight_entry
+    page = weights.WeightsFile(**{**entry.__dict__, "fetch_as": ""})
+    monkeypatch.setitem(weights.REGISTRY, "testfile", page)
+    with pytest.raises(WeightsNotFoundError, match="published on a page") as err:
+        weights.resolve("testfile", download=True)
+    assert "download=True" not in str(err.value) and "model_path=" in str(err.value)
