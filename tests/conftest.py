@@ -36,3 +36,14 @@ def load_rgb(path: Path, dtype: torch.dtype = torch.float32) -> torch.Tensor:
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)
+
+
+def official_keys(model: str) -> list[tuple[str, tuple[int, ...]]]:
+    """``(name, shape)`` of each entry of the official checkpoint, from tests/data/models."""
+    path = Path(__file__).parent / "data" / "models" / f"{model}_keys.txt"
+    rows = []
+    for line in path.read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, shape = line.split("\t")
+            rows.append((name, tuple(int(n) for n in shape.split(",") if n)))
+    return rows

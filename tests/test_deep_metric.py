@@ -97,3 +97,53 @@ def test_convert_checkpoint_round_trip(tmp_path, checkpoint, metric):
     ours = iqa4k.create_metric("hyperiqa", weights=str(out), n_crops=4, batch_size=3)
     x = _image(4)
     assert torch.equal(ours(x), metric(x))
+
+
+# --------------------------------------------------------------------------- AHIQ and UIQA
+
+
+def test_ahiq_official_heads_with_backbones_from_the_cache(tmp_path, monkeypatch):
+    """AHIQ's release holds only the heads; the timm backbones come from their own files."""
+    from safetensors.torch import save_file
+
+    from iqa4k.models.ahiq import RESNET_TAG, VIT_TAGS
+    from iqa4k.models.as_metric import release_entry, weights_on_disk
+
+    monkeypatch.setenv("IQA4K_HOME", str(tmp_path / "cache"))
+    torch.manual_seed(0)
+    net = create_model("ahiq").eval()
+    heads = tmp_path / "AHIQ_vit_p8_epoch33.pth"
+    torch.save(
+        {
+            "epoch": 33,
+            "regressor_model_state_dict": net.regressor.state_dict(),
+            "deform_net_model_state_dict": net.deform_net.state_dict(),
+            "optimizer_state_dict": {"state": {}, "param_groups": []},
+        },
+        heads,
+    )
+    assert not weights_on_disk(iqa4k.registry.get_spec("ahiq"))
+    with pytest.raises(WeightsNotFoundError, match=RESNET_TAG):
+        iqa4k.create_metric("ahiq", weights=str(heads))
+    for tag, backbone in ((RESNET_TAG, net.resnet), (VIT_TAGS[8], net.vit)):
+        target = weights.cache_path(release_entry("ahiq", "ahiq", tag).name)
+        target.parent.mkdir(parents=True)
+        save_file({k: v.contiguous() for k, v in backbone.state_dict().items()}, str(target))
+    metric = iqa4k.create_metric("ahiq", weights=str(heads), sampling="centre")
+    dist, ref = _image(6, 224, 224), _image(7, 224, 224)
+    with torch.no_grad():
+        expected = net(net.net_input.normalize(dist), net.net_input.normalize(ref))
+    assert metric(dist, ref).item() == pytest.approx(expected.item(), abs=1e-5)
+
+
+def test_uiqa_views_seeded_and_saliency_option(tmp_path):
+    net = create_model("uiqa").eval()
+    path = tmp_path / "UIQA.pth"
+    torch.save(net.state_dict(), path)
+    x = _image(8, 520, 700)
+    official = iqa4k.create_metric("uiqa", weights=str(path))
+    first = official(x)
+    assert torch.equal(first, official(x))  # fragment offsets are seeded
+    assert first.item() != iqa4k.create_metric("uiqa", weights=str(path), seed=3)(x).item()
+    salient = iqa4k.create_metric("uiqa", weights=str(path), salient="saliency")
+    assert torch.isfinite(salient(x)).all() and salient(x).item() != first.item()

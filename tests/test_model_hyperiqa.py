@@ -8,8 +8,6 @@ c42e7279717e7dcb693a24b891fc14a4189a45ee (ResNet-50 download stubbed out), with 
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
 import torch.nn.functional as F
@@ -17,20 +15,11 @@ import torch.nn.functional as F
 from iqa4k.models import hyperiqa
 from iqa4k.models._common import deterministic_init
 
-KEYS_FILE = Path(__file__).parent / "data" / "models" / "hyperiqa_keys.txt"
+from .conftest import official_keys
 
 # official outputs for the two seeded crops (batch of 2), and for the first crop alone
 GOLDEN_B2 = (2.4297771, 2.6144047)
 GOLDEN_B1 = (2.4297776,)
-
-
-def _official_keys() -> list[tuple[str, tuple[int, ...]]]:
-    rows = []
-    for line in KEYS_FILE.read_text().splitlines():
-        if line and not line.startswith("#"):
-            name, shape = line.split("\t")
-            rows.append((name, tuple(int(n) for n in shape.split(",") if n)))
-    return rows
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +46,7 @@ def outputs(model, crops) -> dict:
 
 
 def test_state_dict_equals_the_official_one(model):
-    official = _official_keys()
+    official = official_keys("hyperiqa")
     assert len(official) == 355
     ours = [(name, tuple(t.shape)) for name, t in model.state_dict().items()]
     assert ours == official

@@ -9,7 +9,6 @@ generators seeded 0, 1, 2 and ImageNet-normalised. Fragment digests come from th
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,9 +19,8 @@ from torchvision import transforms
 from iqa4k.models import uiqa
 from iqa4k.models._common import deterministic_init
 
-from .conftest import fixture_path, load_rgb
+from .conftest import fixture_path, load_rgb, official_keys
 
-KEYS = Path(__file__).parent / "data" / "models" / "uiqa_keys.txt"
 # official UIQA_Model outputs for the batch of two below (float32, CPU)
 GOLDEN = (-0.23590629, -0.23176217)
 
@@ -47,18 +45,8 @@ def batch_scores(model: uiqa.UIQA) -> torch.Tensor:
         return model(*_inputs())
 
 
-def _official_keys() -> list[tuple[str, tuple[int, ...]]]:
-    rows = []
-    for line in KEYS.read_text().splitlines():
-        if line.startswith("#") or not line:
-            continue
-        name, shape = line.split("\t")
-        rows.append((name, tuple(int(d) for d in shape.split(","))))
-    return rows
-
-
 def test_keys_and_shapes_equal_official(model: uiqa.UIQA) -> None:
-    official = _official_keys()
+    official = official_keys("uiqa")
     assert len(official) == 553
     ours = [(k, tuple(v.shape)) for k, v in model.state_dict().items()]
     assert ours == official

@@ -10,7 +10,7 @@ of any size into crops (:mod:`iqa4k.sampling`), run them in batches and average.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import weights
+from ..saliency import salient_window
 from ..sampling import POLICIES, crop, positions
 from ..spec import MetricSpec, Option
 from . import model_module
@@ -43,10 +44,18 @@ def release_entry(metric: str, model: str, release: str) -> weights.WeightsFile:
     )
 
 
+def _releases(model: str, release: str) -> list[str]:
+    """The release and any it needs beside it (AHIQ's official heads need two backbones)."""
+    module = model_module(model)
+    extra = getattr(module, "extra_releases", None)
+    return [release, *(extra(**module.RELEASES[release].options) if extra else ())]
+
+
 def weights_on_disk(spec: MetricSpec) -> bool:
-    """Whether the release a deep metric scores with is in the cache (no download)."""
+    """Whether the files a deep metric scores with are in the cache (no download)."""
     model, release = spec.model
-    return weights.available(release_entry(spec.name, model, release).name)
+    names = (release_entry(spec.name, model, r).name for r in _releases(model, release))
+    return all(weights.available(name) for name in names)
 
 
 def load_network(metric: str, model: str, release: str, path: str = "") -> torch.nn.Module:
@@ -63,7 +72,12 @@ def load_network(metric: str, model: str, release: str, path: str = "") -> torch
     options = {**rel.options, **_saved_options(state)}
     net = module.build(**options)
     if hasattr(module, "load_release"):  # releases split over several files (AHIQ)
-        module.load_release(net, state, metric=metric)
+
+        def fetch(name: str) -> dict[str, Any]:
+            entry = release_entry(metric, model, name)
+            return read_checkpoint(weights.resolve(entry.name, download=True))
+
+        module.load_release(net, state, fetch)
     else:
         load_into(net, state, f"{file}")
     return net.eval().requires_grad_(False)
@@ -163,6 +177,27 @@ def score(
     return torch.stack(out).to(torch.float32)
 
 
+def score_uiqa(
+    x: torch.Tensor, *, net: torch.nn.Module, protocol: TestProtocol, seed: int, salient: str
+) -> torch.Tensor:
+    """UIQA's three views of each image (fragment offsets seeded per image) -> ``[B]``."""
+    from . import uiqa
+
+    out = []
+    with torch.inference_mode():
+        for b in range(x.shape[0]):
+            image = x[b : b + 1]
+            fragments = uiqa.fragment_view(image, torch.Generator().manual_seed(seed))
+            if salient == "saliency":
+                top, left = salient_window(image[0], uiqa.SALIENT_SIZE)
+                image_s = image[..., top : top + uiqa.SALIENT_SIZE, left : left + uiqa.SALIENT_SIZE]
+            else:
+                image_s = image
+            views = (uiqa.aesthetic_view(image), fragments, uiqa.salient_view(image_s))
+            out.append(net(*(net.net_input.normalize(v) for v in views)))
+    return torch.cat(out).to(torch.float32)
+
+
 # ------------------------------------------------------------------------------ the table
 
 _CROP_OPTIONS = {
@@ -185,6 +220,17 @@ _CROP_OPTIONS = {
     ),
 }
 
+_UIQA_OPTIONS = {
+    "weights": _CROP_OPTIONS["weights"],
+    "seed": Option(2, "seed of the fragment offsets (2: the official test_single_image.py)"),
+    "salient": Option(
+        "centre",
+        "third view: centre (the official code's 480 centre crop) or saliency (the most salient "
+        "480 window by spectral residual, as the paper describes; see iqa4k.saliency)",
+        ("centre", "saliency"),
+    ),
+}
+
 
 def _deep(
     name: str,
@@ -194,6 +240,8 @@ def _deep(
     citation: str,
     kind: str = "NR",
     score_range: tuple[float, float] = (-math.inf, math.inf),
+    function: Callable[..., torch.Tensor] = score,
+    options: Mapping[str, Option] = _CROP_OPTIONS,
 ) -> MetricSpec:
     return MetricSpec(
         name=name,
@@ -203,8 +251,8 @@ def _deep(
         differentiable=False,
         summary=summary,
         citation=citation,
-        function=score,
-        options=_CROP_OPTIONS,
+        function=function,
+        options=options,
         setup=setup_for(name, model, release),
         model=(model, release),
     )
@@ -216,11 +264,73 @@ _MANIQA = (
 )
 SPECS = [
     _deep(
+        "maxiqa",
+        "maxiqa",
+        "pipal",
+        "MaxIQA (MaxViT + channel attention + self-attention), trained on PIPAL; 0..1.",
+        "S. Lee, A. Zhang. MaxIQA: MaxViT backbone with channel attention and self-attention "
+        "for blind image quality assessment of 4K super-resolution images. University of "
+        "Bristol, 2025 (github.com/mb21100/myModel).",
+        score_range=(0.0, 1.0),
+    ),
+    _deep(
+        "uiqa",
+        "uiqa",
+        "uhd-iqa",
+        "UIQA (three Swin-T: aesthetics, fragments, salient crop), UHD-IQA; AIM 2024 winner.",
+        "W. Sun et al. Assessing UHD image quality from aesthetics, distortions, and saliency. "
+        "arXiv:2409.00749, 2024 (winner of the AIM 2024 UHD-IQA challenge).",
+        function=score_uiqa,
+        options=_UIQA_OPTIONS,
+    ),
+    _deep(
+        "ahiq",
+        "ahiq",
+        "pipal",
+        "AHIQ (ViT + ResNet-50, deformable fusion), full-reference, trained on PIPAL.",
+        "S. Lao, Y. Gong, S. Shi, S. Yang, T. Wu, J. Wang, W. Xia, Y. Yang. Attentions help "
+        "CNNs see better: attention-based hybrid image quality assessment network. CVPR "
+        "Workshops (NTIRE), 2022.",
+        kind="FR",
+    ),
+    _deep(
+        "maniqa",
+        "maniqa",
+        "koniq",
+        "MANIQA (ViT-B/8 + transposed attention + Swin), KonIQ-10k release.",
+        _MANIQA,
+        score_range=(0.0, math.inf),
+    ),
+    _deep(
+        "maniqa-kadid",
+        "maniqa",
+        "kadid",
+        "MANIQA, KADID-10k release.",
+        _MANIQA,
+        score_range=(0.0, math.inf),
+    ),
+    _deep(
+        "maniqa-pipal",
+        "maniqa",
+        "pipal",
+        "MANIQA, PIPAL 2022 release (NTIRE 2022 winner).",
+        _MANIQA,
+        score_range=(0.0, math.inf),
+    ),
+    _deep(
         "hyperiqa",
         "hyperiqa",
         "koniq",
         "HyperIQA (ResNet-50 + hyper network), KonIQ-10k release.",
         "S. Su, Q. Yan, Y. Zhu, C. Zhang, X. Ge, J. Sun, Y. Zhang. Blindly assess image quality "
         "in the wild guided by a self-adaptive hyper network. CVPR, 2020.",
+    ),
+    _deep(
+        "tres",
+        "tres",
+        "koniq",
+        "TReS (ResNet-50 + transformer, relative ranking), KonIQ-10k release.",
+        "S. A. Golestaneh, S. Dadsetan, K. M. Kitani. No-reference image quality assessment via "
+        "transformers, relative ranking, and self-consistency. WACV, 2022.",
     ),
 ]
