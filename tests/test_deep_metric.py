@@ -132,8 +132,13 @@ def test_ahiq_official_heads_with_backbones_from_the_cache(tmp_path, monkeypatch
     metric = iqa4k.create_metric("ahiq", weights=str(heads), sampling="centre")
     dist, ref = _image(6, 224, 224), _image(7, 224, 224)
     with torch.no_grad():
-        expected = net(net.net_input.normalize(dist), net.net_input.normalize(ref))
+        pair = net.net_input.normalize(dist), net.net_input.normalize(ref)
+        expected, patch_scores, _ = net(*pair, return_patches=True)
     assert metric(dist, ref).item() == pytest.approx(expected.item(), abs=1e-5)
+    scores, (quality,) = metric.with_maps(dist, ref)  # per-patch scores, 8x8 pixels each
+    assert scores.item() == pytest.approx(expected.item(), abs=1e-5)
+    assert quality.shape == (224, 224)
+    assert torch.allclose(quality[::8, ::8], patch_scores[0], atol=1e-5)
 
 
 def test_uiqa_views_seeded_and_saliency_option(tmp_path):
@@ -147,3 +152,45 @@ def test_uiqa_views_seeded_and_saliency_option(tmp_path):
     assert first.item() != iqa4k.create_metric("uiqa", weights=str(path), seed=3)(x).item()
     salient = iqa4k.create_metric("uiqa", weights=str(path), salient="saliency")
     assert torch.isfinite(salient(x)).all() and salient(x).item() != first.item()
+
+
+# ------------------------------------------------------------------------------ quality maps
+
+
+def test_grid_maps_paint_each_tile_with_its_score(checkpoint):
+    path = str(checkpoint[0])
+    grid = iqa4k.create_metric("hyperiqa", weights=path, sampling="grid")
+    x = _image(9, 448, 672)  # exactly 2 x 3 tiles
+    scores, (quality,) = grid.with_maps(x)
+    assert torch.equal(scores, grid(x))
+    assert quality.shape == (448, 672) and torch.isfinite(quality).all()
+    tiles = quality[::224, ::224]
+    assert tiles.shape == (2, 3)
+    assert torch.equal(quality[:224, :224], tiles[0, 0].expand(224, 224))
+    assert tiles.mean().item() == pytest.approx(scores.item(), abs=1e-5)
+
+
+def test_random_crop_maps_leave_uncovered_pixels_empty(checkpoint, metric):
+    x = _image(10, 600, 900)
+    scores, (quality,) = metric.with_maps(x)
+    assert torch.isnan(quality).any() and torch.isfinite(quality).any()
+    with pytest.raises(iqa4k.OptionError, match="no quality maps"):
+        iqa4k.create_metric("psnr").with_maps(x, x)
+
+
+def test_score_command_saves_overlays(tmp_path, checkpoint):
+    from PIL import Image
+
+    from iqa4k.io import save_image
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i in range(2):
+        save_image(_image(11 + i, 300, 400)[0], folder / f"img{i}.png")
+    out, maps = tmp_path / "scores.csv", tmp_path / "maps"
+    argv = ["score", "-m", "hyperiqa,psnr", str(folder), "--ref", str(folder), "-o", str(out)]
+    argv += ["--opt", f"hyperiqa.weights={checkpoint[0]}", "--opt", "hyperiqa.n_crops=2"]
+    assert main([*argv, "--maps", str(maps), "--no-progress"]) == 0
+    written = sorted(p.name for p in maps.iterdir())
+    assert written == ["img0.hyperiqa.png", "img1.hyperiqa.png"]
+    assert Image.open(maps / written[0]).size == (400, 300)

@@ -95,6 +95,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
         resume=args.resume,
         overwrite=args.overwrite,
         progress=not args.no_progress,
+        maps=args.maps,
     )
     for image, reason in run.failures:
         print(f"error: {image}: {reason}", file=sys.stderr)
@@ -183,9 +184,14 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="NAME=VALUE",
-        help="metric option, repeatable (see `iqa4k info METRIC`)",
+        help="metric option, repeatable; METRIC.NAME=VALUE for one metric (see `iqa4k info`)",
     )
     s.add_argument("--no-progress", action="store_true", help="no progress bar")
+    s.add_argument(
+        "--maps",
+        metavar="DIR",
+        help="save quality-map overlays (deep crop-based metrics) as DIR/<image>.<metric>.png",
+    )
     s.set_defaults(func=_cmd_score)
 
     s = sub.add_parser("evaluate", help="agreement of scores with MOS (SRCC, PLCC, ...)")

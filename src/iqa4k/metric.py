@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import numpy as np
 import torch
 
-from .errors import InputError
+from .errors import InputError, OptionError
 from .io import to_batch
 from .registry import MetricSpec, get_spec
 
@@ -46,8 +47,25 @@ class Metric(torch.nn.Module):
         return f"{self.spec.name!r}, " + ", ".join(f"{k}={v!r}" for k, v in self.options.items())
 
     def forward(self, dist: ImageInput, ref: ImageInput | None = None) -> torch.Tensor:
+        return self._evaluate(dist, ref, self._call_options)
+
+    def with_maps(
+        self, dist: ImageInput, ref: ImageInput | None = None
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Scores ``[B]`` and one quality map ``[H,W]`` per image (deep crop-based metrics:
+        per-patch scores where the model has them, else per crop; NaN where no crop fell)."""
+        if not self.has_maps:
+            raise OptionError(f"{self.spec.name} has no quality maps (deep crop-based models do)")
+        maps: list[torch.Tensor] = []
+        scores = self._evaluate(dist, ref, {**self._call_options, "maps": maps})
+        return scores, maps
+
+    @property
+    def has_maps(self) -> bool:
+        return "maps" in inspect.signature(self.spec.function).parameters
+
+    def _evaluate(self, dist: ImageInput, ref: ImageInput | None, options: dict) -> torch.Tensor:
         x = self._to_batch(dist)
-        options = self._call_options
         if self.spec.kind == "NR":
             if ref is not None:
                 raise InputError(f"{self.spec.name} is a no-reference metric: do not pass ref")

@@ -23,6 +23,7 @@ from . import io as iqa_io
 from .errors import ImageReadError, InputError, IQAError, OptionError
 from .metric import Metric, create_metric
 from .registry import MetricSpec, get_spec
+from .report.maps import save_overlay
 
 __all__ = ["ERROR", "IMAGE", "REF", "ScoreRun", "metric_names", "read_csv", "score"]
 
@@ -53,11 +54,14 @@ def score(
     resume: bool = False,
     overwrite: bool = False,
     progress: bool = True,
+    maps: str | Path | None = None,
 ) -> ScoreRun:
     """Score files or folders ``dist`` with ``metrics`` into the CSV ``out``, row by row.
 
     Rows are flushed as they are computed, so an interrupted run keeps its work and ``resume``
     finishes it. Unreadable or mismatched images get a row with the reason in ``error``.
+    With ``maps``, metrics that have quality maps (deep crop-based models) also save a heat-map
+    overlay per image there, ``<image stem>.<metric>.png``, from the same forward passes.
     """
     if batch_size < 1:
         raise OptionError(f"batch size must be >= 1, got {batch_size}")
@@ -76,6 +80,11 @@ def score(
     done = {_key(r[IMAGE]) for r in kept}
     todo = [p for p in pairs if _key(p[0]) not in done]
     run = ScoreRun(out=out, metrics=names, rows=list(kept), resumed=len(pairs) - len(todo))
+    maps_dir = None if maps is None else Path(maps)
+    if maps_dir is not None:
+        if not any(m.has_maps for m in models.values()):
+            raise OptionError("--maps: none of " + ", ".join(names) + " has quality maps")
+        maps_dir.mkdir(parents=True, exist_ok=True)
 
     bar = tqdm(
         total=len(pairs),
@@ -89,7 +98,7 @@ def score(
     try:
         with open(out, "a", newline="", encoding="utf-8") as f:
             writer = csv.DictWriter(f, columns, extrasaction="ignore")
-            for rows in _batches(todo, models, batch_size):
+            for rows in _batches(todo, models, batch_size, maps_dir):
                 writer.writerows(rows)
                 f.flush()  # a killed run keeps every finished row
                 run.rows.extend(rows)
@@ -118,12 +127,17 @@ def metric_names(metrics: str | Sequence[str]) -> list[str]:
 
 
 def _split_options(specs: Sequence[MetricSpec], options: Mapping[str, Any]) -> dict[str, dict]:
-    """Give each metric the options it has; an option that no selected metric has is an error
-    (a typo would otherwise be silently ignored).
+    """Give each metric the options it has; ``metric.option`` names one metric's option (e.g.
+    ``maniqa.weights``). An option that no selected metric has is an error (a typo would
+    otherwise be silently ignored).
     """
     per_metric: dict[str, dict] = {s.name: {} for s in specs}
-    for key, value in options.items():
-        owners = [s for s in specs if key in s.options]
+    for name, value in options.items():
+        scope, _, key = name.rpartition(".")
+        chosen = [s for s in specs if s.name == scope] if scope else specs
+        if scope and not chosen:
+            raise OptionError(f"option {name!r} names {scope!r}, which is not a selected metric")
+        owners = [s for s in chosen if key in s.options]
         if not owners:
             known = sorted({o for s in specs for o in s.options})
             raise OptionError(
@@ -286,7 +300,10 @@ def _reason(e: Exception, path: Path | None = None) -> str:
 
 
 def _batches(
-    pairs: Sequence[tuple[Path, Path | None, str]], models: Mapping[str, Metric], batch_size: int
+    pairs: Sequence[tuple[Path, Path | None, str]],
+    models: Mapping[str, Metric],
+    batch_size: int,
+    maps_dir: Path | None = None,
 ) -> Iterator[list[dict[str, str]]]:
     """Rows in input order, a batch at a time. Only consecutive same-size images share a batch:
     that keeps the file order and holds at most one batch of decoded images in memory.
@@ -300,16 +317,16 @@ def _batches(
             item = loader.item(dist, ref)
         except IQAError as e:
             if pending:  # flush first: rows stay in input order
-                yield _score_batch(pending, models)
+                yield _score_batch(pending, models, maps_dir)
                 pending = []
             yield [_row(dist, ref, _reason(e, dist))]
             continue
         if pending and (len(pending) >= batch_size or item.x.shape != pending[0].x.shape):
-            yield _score_batch(pending, models)
+            yield _score_batch(pending, models, maps_dir)
             pending = []
         pending.append(item)
     if pending:
-        yield _score_batch(pending, models)
+        yield _score_batch(pending, models, maps_dir)
 
 
 # ----------------------------------------------------------------------------- scoring
@@ -326,13 +343,27 @@ def _describe_error(e: Exception) -> str:
     return str(e)
 
 
-def _score_one(model: Metric, x: torch.Tensor, y: torch.Tensor | None) -> list[float]:
+def _score_one(
+    model: Metric,
+    x: torch.Tensor,
+    y: torch.Tensor | None,
+    paths: Sequence[Path] = (),
+    maps_dir: Path | None = None,
+) -> list[float]:
+    inputs = (x, y) if model.info.kind == "FR" else (x,)
     with torch.inference_mode():
-        s = model(x, y) if model.info.kind == "FR" else model(x)
+        if maps_dir is None or not model.has_maps:
+            s = model(*inputs)
+        else:
+            s, maps = model.with_maps(*inputs)
+            for path, image, quality in zip(paths, x, maps, strict=True):
+                save_overlay(image, quality, maps_dir / f"{path.stem}.{model.info.name}.png")
     return [float(v) for v in s.detach().cpu().tolist()]
 
 
-def _score_batch(items: list[_Item], models: Mapping[str, Metric]) -> list[dict[str, str]]:
+def _score_batch(
+    items: list[_Item], models: Mapping[str, Metric], maps_dir: Path | None = None
+) -> list[dict[str, str]]:
     """One row per item; a metric failing on the batch is retried image by image, so one bad
     image costs only its own cell and the numbers never depend on the batch size.
     """
@@ -342,7 +373,8 @@ def _score_batch(items: list[_Item], models: Mapping[str, Metric]) -> list[dict[
     y = torch.stack([it.y for it in items]) if items[0].y is not None else None
     for name, model in models.items():
         try:
-            for row, v in zip(rows, _score_one(model, x, y), strict=True):
+            paths = [it.dist for it in items]
+            for row, v in zip(rows, _score_one(model, x, y, paths, maps_dir), strict=True):
                 row[name] = repr(v)
             continue
         except _ITEM_ERRORS as e:
@@ -352,7 +384,8 @@ def _score_batch(items: list[_Item], models: Mapping[str, Metric]) -> list[dict[
         for i, it in enumerate(items):
             try:
                 yi = None if it.y is None else it.y[None]
-                rows[i][name] = repr(_score_one(model, it.x[None], yi)[0])
+                value = _score_one(model, it.x[None], yi, [it.dist], maps_dir)[0]
+                rows[i][name] = repr(value)
             except _ITEM_ERRORS as e:
                 errors[i].append(f"{name}: {_describe_error(e)}")
     for row, errs in zip(rows, errors, strict=True):

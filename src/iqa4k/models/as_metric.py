@@ -9,6 +9,7 @@ of any size into crops (:mod:`iqa4k.sampling`), run them in batches and average.
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -126,9 +127,25 @@ def _resized(x: torch.Tensor, size: tuple[int, int] | None) -> torch.Tensor:
     return F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
 
 
-def _run(net: torch.nn.Module, batches: list[tuple[torch.Tensor, ...]]) -> torch.Tensor:
-    scores = [net(*(net.net_input.normalize(t) for t in inputs)) for inputs in batches]
-    return torch.cat(scores)
+def _patch_capable(net: torch.nn.Module) -> bool:
+    """Whether the network scores patches inside a crop (MANIQA, AHIQ: ``return_patches``)."""
+    return "return_patches" in inspect.signature(net.forward).parameters
+
+
+def _run(
+    net: torch.nn.Module, crops: list[torch.Tensor], batch_size: int, patches: bool
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Scores ``[N]`` of the crops (and their patch-score maps ``[N,h,w]`` when asked)."""
+    scores, maps = [], []
+    for i in range(0, crops[0].shape[0], batch_size):
+        inputs = [net.net_input.normalize(c[i : i + batch_size]) for c in crops]
+        if patches:
+            s, f, _ = net(*inputs, return_patches=True)
+            maps.append(f)
+        else:
+            s = net(*inputs)
+        scores.append(s)
+    return torch.cat(scores), (torch.cat(maps) if patches else None)
 
 
 def _crops_of(
@@ -139,15 +156,31 @@ def _crops_of(
     n_crops: int,
     seed: int,
     overlap: int,
-) -> list[torch.Tensor]:
-    """The crops of one image (and its reference): the same positions in each."""
+) -> tuple[list[torch.Tensor], list[tuple[int, int]], tuple[int, int]]:
+    """The crops of one image (and its reference), the same windows in each; the windows;
+    and the size of the image they were cut from (after the official resize, if any)."""
     if sampling_policy == "official":
         images = tuple(_resized(im[None], protocol.resize)[0] for im in images)
     _, height, width = images[0].shape
     policy = "centre" if sampling_policy == "official" and protocol.centre else sampling_policy
     n = n_crops or protocol.n_crops
     where = positions(policy, height, width, size, n, seed, overlap)
-    return [crop(im, where, size) for im in images]
+    return [crop(im, where, size) for im in images], where, (height, width)
+
+
+def _paint(
+    values: torch.Tensor, where: list[tuple[int, int]], size: int, shape: tuple[int, int]
+) -> torch.Tensor:
+    """Average crop values (``[N]``) or patch maps (``[N,h,w]``) over their windows ->
+    ``[H,W]``, NaN where no crop fell."""
+    total = torch.zeros(shape, dtype=torch.float64)
+    count = torch.zeros(shape, dtype=torch.float64)
+    for value, (top, left) in zip(values.double().cpu(), where, strict=True):
+        if value.dim() == 2:  # patch scores: each patch covers its share of the crop
+            value = F.interpolate(value[None, None], size=(size, size), mode="nearest")[0, 0]
+        total[top : top + size, left : left + size] += value
+        count[top : top + size, left : left + size] += 1
+    return (total / count).float()  # 0 / 0 = NaN where uncovered
 
 
 def score(
@@ -161,19 +194,30 @@ def score(
     seed: int,
     overlap: int,
     batch_size: int,
+    maps: list[torch.Tensor] | None = None,
 ) -> torch.Tensor:
-    """Mean network score over each image's crops -> ``[B]`` (``ref``: full-reference)."""
+    """Mean network score over each image's crops -> ``[B]`` (``ref``: full-reference).
+
+    With a ``maps`` list, each image's quality map ``[H,W]`` is appended to it: per-patch
+    scores for models that have them (MANIQA, AHIQ), else each crop's score over its window,
+    averaged where crops overlap and NaN where none fell.
+    """
     out = []
+    patches = maps is not None and _patch_capable(net)
     with torch.inference_mode():
         for b in range(x.shape[0]):
             images = (x[b],) if ref is None else (x[b], ref[b])
             size = net.net_input.size
-            crops = _crops_of(images, size, protocol, sampling, n_crops, seed, overlap)
-            batches = [
-                tuple(c[i : i + batch_size] for c in crops)
-                for i in range(0, crops[0].shape[0], batch_size)
-            ]
-            out.append(_run(net, batches).mean())
+            crops, where, shape = _crops_of(
+                images, size, protocol, sampling, n_crops, seed, overlap
+            )
+            scores, patch_maps = _run(net, crops, batch_size, patches)
+            out.append(scores.mean())
+            if maps is not None:
+                painted = _paint(patch_maps if patches else scores, where, size, shape)
+                if shape != tuple(x.shape[-2:]):  # back from the official resize
+                    painted = F.interpolate(painted[None, None], size=x.shape[-2:])[0, 0]
+                maps.append(painted)
     return torch.stack(out).to(torch.float32)
 
 

@@ -292,7 +292,7 @@ class SwinTransformer(nn.Module):
         self.dropout = nn.Dropout(drop)
         # (R) never used by forward, but every official checkpoint holds its weights
         self.downsample = nn.Conv2d(dim, dim, kernel_size=3, stride=2, padding=1)
-        rates = torch.linspace(0, drop_path, sum(depths)).tolist()
+        rates = torch.linspace(0, drop_path, sum(depths), device="cpu").tolist()
         starts = [sum(depths[:i]) for i in range(len(depths))]
         self.layers = nn.ModuleList(
             BasicLayer(dim, grid, d, h, window, hidden, rates[s : s + d])

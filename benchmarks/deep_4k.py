@@ -1,0 +1,132 @@
+"""Deep models at 3840x2160: latency per image, MACs, and the share of this machine's matmul
+rate they achieve, measured in the same run.
+
+Run: ``python benchmarks/deep_4k.py [--models maniqa,uiqa] [--policies official,grid]``.
+The networks have random weights (speed does not depend on them), so nothing is downloaded.
+``grid`` (full coverage) is timed on ``--grid-tiles`` tiles and scaled to the full tiling,
+which the table marks; ``official`` and ``centre`` are timed on the whole image. With a GPU
+(``--device cuda``) the same rows give images per second.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+from _common import machine, markdown_table, uhd_pair, write_json
+from iqa4k.models import cost, model_module
+from iqa4k.models.as_metric import score, score_uiqa
+from iqa4k.sampling import grid_positions
+
+MODELS = ("hyperiqa", "tres", "maxiqa", "uiqa", "ahiq", "maniqa")
+RELEASE_OPTIONS = {"maniqa": {"scale": 0.8}}
+
+
+def matmul_gflops(device: torch.device, n: int = 2048, repeats: int = 10) -> float:
+    """fp32 GFLOP/s of an n x n matmul: the machine's practical peak for these networks."""
+    a, b = torch.rand(n, n, device=device), torch.rand(n, n, device=device)
+    a @ b
+    _sync(device)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    _sync(device)
+    return 2 * n**3 * repeats / (time.perf_counter() - start) / 1e9
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _timed(fn) -> float:
+    fn()  # warm-up: allocations, kernels, caches
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def bench(model: str, policy: str, dist, ref, device, grid_tiles: int, batch: int) -> dict:
+    module = model_module(model)
+    options = RELEASE_OPTIONS.get(model, {})
+    net = module.build(**options).eval().to(device)
+    fr = model == "ahiq"
+    size = module.NET_INPUT.size
+    tiles = len(grid_positions(*dist.shape[-2:], size)) if policy == "grid" else None
+    crops = cost.crops_per_image(model, policy)
+    if model == "uiqa":
+
+        def run():
+            return score_uiqa(dist, net=net, protocol=module.PROTOCOL, seed=2, salient="centre")
+
+        timed_crops = crops
+    else:
+        # grid: time a strip of the image holding ``grid_tiles`` tiles, then scale
+        x, y = dist, ref
+        if policy == "grid":
+            x, y = dist[..., :size, : size * grid_tiles], ref[..., :size, : size * grid_tiles]
+        timed_crops = grid_tiles if policy == "grid" else crops
+        kwargs = dict(
+            net=net,
+            protocol=module.PROTOCOL,
+            sampling=policy,
+            n_crops=0,
+            seed=0,
+            overlap=0,
+            batch_size=batch,
+        )
+
+        def run():
+            return score(x, y if fr else None, **kwargs)
+
+    with torch.inference_mode():
+        seconds = _timed(lambda: (run(), _sync(device)))
+    per_crop_macs = cost.macs_per_forward(model, **options)
+    seconds_per_image = seconds * crops / timed_crops
+    gmacs = per_crop_macs * crops / 1e9
+    return {
+        "model": model,
+        "policy": policy,
+        "crops": crops,
+        "GMACs": round(gmacs, 1),
+        "s/image": round(seconds_per_image, 2),
+        "timed": f"scaled from {timed_crops} tiles" if tiles else "whole image",
+        "GFLOP/s": round(2 * gmacs / seconds_per_image, 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--models", default=",".join(MODELS))
+    parser.add_argument("--policies", default="official,grid")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--grid-tiles", type=int, default=4)
+    parser.add_argument("--batch-size", type=int, default=4)
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    dist, ref = (t.to(device) for t in uhd_pair())
+    peak = matmul_gflops(device)
+    print(f"{machine()}; fp32 matmul {peak:.1f} GFLOP/s", flush=True)
+    rows = []
+    for model in args.models.split(","):
+        for policy in args.policies.split(","):
+            if model == "uiqa" and policy != "official":
+                continue  # UIQA has one way to see an image: its three views
+            row = bench(model, policy, dist, ref, device, args.grid_tiles, args.batch_size)
+            row["% of matmul"] = round(100 * row["GFLOP/s"] / peak)
+            if device.type == "cuda":
+                row["images/s"] = round(1 / row["s/image"], 2)
+            rows.append(row)
+            print(row, flush=True)
+    columns = ["model", "policy", "crops", "GMACs", "s/image", "timed", "GFLOP/s", "% of matmul"]
+    if device.type == "cuda":
+        columns.append("images/s")
+    print(f"\nfp32 matmul peak: {peak:.1f} GFLOP/s\n")
+    print(markdown_table(rows, columns))
+    print(f"\nwrote {write_json('deep_4k_' + device.type, rows)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,34 @@
+"""Parameters and MACs of every deep model, counted on the meta device (nothing computed)."""
+
+from __future__ import annotations
+
+import pytest
+
+from iqa4k.models import MODELS, cost
+
+# (parameters in millions, GMACs per network input) as published or measured with fvcore on
+# the official code (docs/models.md); MACs here count matmuls and convolutions only.
+EXPECTED = {
+    "maxiqa": (124.87, 24.1),
+    "uiqa": (82.85, 69.7),
+    "maniqa": (135.75, 138.5),
+    "hyperiqa": (27.375, 4.3),
+}
+
+
+@pytest.mark.parametrize("model", sorted(EXPECTED))
+def test_counts_match_the_official_figures(model):
+    params, gmacs = EXPECTED[model]
+    assert cost.parameters(model) / 1e6 == pytest.approx(params, rel=2e-3)
+    assert cost.macs_per_forward(model) / 1e9 == pytest.approx(gmacs, rel=0.03)
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_policies_scale_with_the_number_of_inputs(model):
+    policies = ("official",) if model == "uiqa" else ("official", "grid")  # UIQA: its views
+    rows = {policy: (n, g) for policy, n, g in cost.describe(model, policies)}
+    per_input = cost.macs_per_forward(model) / 1e9
+    for n, gmacs in rows.values():
+        assert gmacs == pytest.approx(n * per_input)
+    if model != "uiqa":
+        assert rows["grid"][0] == 10 * 18  # 224 tiles covering 3840x2160
