@@ -32,3 +32,20 @@ def test_policies_scale_with_the_number_of_inputs(model):
         assert gmacs == pytest.approx(n * per_input)
     if model != "uiqa":
         assert rows["grid"][0] == 10 * 18  # 224 tiles covering 3840x2160
+
+
+def test_deformable_convolution_is_counted_like_a_convolution():
+    """torch's counter knows no torchvision op: AHIQ's deform_conv2d needs its own formula."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+    from torchvision.ops import DeformConv2d
+
+    with torch.device("meta"):
+        layer = DeformConv2d(16, 32, 3, padding=1)
+        x, offsets = torch.empty(2, 16, 10, 12), torch.empty(2, 18, 10, 12)
+        counter = FlopCounterMode(display=False, custom_mapping=cost._custom_flops())
+        with counter:
+            layer(x, offsets)
+    assert counter.get_total_flops() == 2 * (2 * 32 * 10 * 12) * (16 * 3 * 3)
+    # AHIQ: two backbone passes, the fusion (deformable conv included) and the head per pair
+    assert cost.macs_per_forward("ahiq") / 1e9 == pytest.approx(125.2, abs=0.1)

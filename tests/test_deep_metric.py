@@ -194,3 +194,30 @@ def test_score_command_saves_overlays(tmp_path, checkpoint):
     written = sorted(p.name for p in maps.iterdir())
     assert written == ["img0.hyperiqa.png", "img1.hyperiqa.png"]
     assert Image.open(maps / written[0]).size == (400, 300)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_gpu_scores_equal_cpu_scores(checkpoint, metric):
+    x = _image(13, 400, 500)
+    gpu = iqa4k.create_metric("hyperiqa", weights=str(checkpoint[0]), n_crops=4, device="cuda")
+    torch.testing.assert_close(gpu(x).cpu(), metric(x), rtol=0, atol=1e-5)
+
+
+def test_every_deep_metric_names_a_declared_release():
+    from iqa4k.models import MODELS, model_module
+    from iqa4k.registry import METRICS
+
+    used = {spec.model for spec in METRICS.values() if spec.model is not None}
+    assert {model for model, _ in used} == set(MODELS)
+    for model, release in used:
+        rel = model_module(model).RELEASES[release]
+        assert rel.filename and rel.url.startswith("https://") and rel.licence
+
+
+def test_only_file_hosts_are_fetched_automatically():
+    from iqa4k.models.as_metric import release_entry
+
+    assert release_entry("maniqa", "maniqa", "koniq").fetch_as == "create_metric('maniqa')"
+    for metric, release in (("uiqa", "uhd-iqa"), ("hyperiqa", "koniq"), ("maxiqa", "pipal")):
+        entry = release_entry(metric, metric, release)  # Dropbox / Google Drive pages
+        assert entry.fetch_as == "" and f"weights='/path/to/{entry.filename}'" in entry.pass_as

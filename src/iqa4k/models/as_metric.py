@@ -2,9 +2,10 @@
 
 The deep entries of the metric table (one per official release) are at the end.
 
-:func:`setup` finds and loads a release's weights once, when the metric is created (so a
-missing file fails there, with instructions); :func:`score` and :func:`score_fr` turn images
-of any size into crops (:mod:`iqa4k.sampling`), run them in batches and average.
+:func:`setup_for` makes the setup that finds and loads a release's weights once, when the
+metric is created (so a missing file fails there, with instructions); :func:`score` turns
+images of any size into crops (:mod:`iqa4k.sampling`), runs them in batches and averages;
+:func:`score_uiqa` builds UIQA's three views instead.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import math
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import torch
 import torch.nn.functional as F
@@ -26,11 +28,15 @@ from . import model_module
 from ._common import TestProtocol
 from .checkpoint import load_into, read_checkpoint, save_checkpoint
 
+_FILE_HOSTS = ("github.com", "huggingface.co")
+
 
 def release_entry(metric: str, model: str, release: str) -> weights.WeightsFile:
     """The weights-cache entry of a model release (registered on first use)."""
     rel = model_module(model).RELEASES[release]
-    direct = "drive.google.com" not in rel.url and "/folders/" not in rel.url
+    # Only file hosts serve the file itself at the published address; Google Drive and
+    # Dropbox links lead to pages, so those files are fetched by hand.
+    direct = urlparse(rel.url).hostname in _FILE_HOSTS
     return weights.register(
         weights.WeightsFile(
             name=f"{model}-{release}",

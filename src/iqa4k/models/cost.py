@@ -16,6 +16,14 @@ from . import model_module
 UHD = (2160, 3840)  # height, width of the image the costs are quoted for
 
 
+def _deform_conv2d_flops(input_shape, weight_shape, *args, out_shape, **kwargs) -> int:
+    """torchvision's deformable convolution (AHIQ), which torch's counter does not know:
+    a convolution's multiply-adds (bilinear sampling of the offsets is not counted)."""
+    _, in_per_group, kh, kw = weight_shape
+    batch, out_channels, oh, ow = out_shape
+    return 2 * batch * out_channels * oh * ow * in_per_group * kh * kw
+
+
 def parameters(model: str, **options) -> int:
     """Number of parameters of ``model`` (buffers excluded; built on ``meta``, no memory)."""
     with torch.device("meta"):
@@ -29,10 +37,16 @@ def macs_per_forward(model: str, batch: int = 1, **options) -> int:
         net = module.build(**options).eval()
         size = module.NET_INPUT.size
         inputs = [torch.empty(batch, 3, size, size) for _ in range(_n_inputs(model))]
-        counter = FlopCounterMode(display=False)
+        counter = FlopCounterMode(display=False, custom_mapping=_custom_flops())
         with counter, torch.no_grad():
             net(*inputs)
     return counter.get_total_flops() // 2
+
+
+def _custom_flops() -> dict:
+    import torchvision  # noqa: F401 - registers torch.ops.torchvision
+
+    return {torch.ops.torchvision.deform_conv2d: _deform_conv2d_flops}
 
 
 def _n_inputs(model: str) -> int:
