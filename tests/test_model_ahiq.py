@@ -154,3 +154,16 @@ def test_backbones_stay_frozen(model):
         ahiq.build(patch_size=14)
     with pytest.raises(TypeError):
         ahiq.build(scale=0.1)
+
+
+def test_cpu_deformable_convolution_equals_torchvision():
+    """The CPU path (bilinear sampling + one matmul) against torchvision's kernel, with offsets
+    large enough to leave the image and land between pixels."""
+    from torchvision.ops import deform_conv2d
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(2, 6, 9, 11, generator=g)
+    offset = torch.randn(2, 18, 9, 11, generator=g) * 4
+    weight, bias = torch.randn(5, 6, 3, 3, generator=g), torch.randn(5, generator=g)
+    expected = deform_conv2d(x, offset, weight, bias, padding=1)
+    torch.testing.assert_close(ahiq.deform_conv3x3(x, offset, weight, bias), expected)

@@ -12,7 +12,7 @@ from types import MappingProxyType
 
 from .classic.specs import SPECS as _CLASSIC
 from .errors import OptionError
-from .models.as_metric import SPECS as _DEEP
+from .models.specs import SPECS as _DEEP
 from .spec import MetricSpec, Option
 
 __all__ = ["METRICS", "MetricSpec", "Option", "get_spec"]
