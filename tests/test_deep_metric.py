@@ -140,6 +140,17 @@ def test_ahiq_official_heads_with_backbones_from_the_cache(tmp_path, monkeypatch
     assert quality.shape == (224, 224)
     assert torch.allclose(quality[::8, ::8], patch_scores[0], atol=1e-5)
 
+    # two tiles pooled patch by patch with the model's weights, not as a mean of two scores
+    pooled = iqa4k.create_metric(
+        "ahiq", weights=str(heads), sampling="grid", aggregate="patch_weights"
+    )
+    wide_d, wide_r = _image(8, 224, 448), _image(9, 224, 448)
+    tiles = [t.view(1, 3, 224, 2, 224).permute(3, 0, 1, 2, 4)[:, 0] for t in (wide_d, wide_r)]
+    with torch.no_grad():
+        _, f, w = net(*(net.net_input.normalize(t) for t in tiles), return_patches=True)
+    expected = ((f * w).sum() / w.sum()).item()
+    assert pooled(wide_d, wide_r).item() == pytest.approx(expected, abs=1e-5)
+
 
 def test_uiqa_views_seeded_and_saliency_option(tmp_path):
     net = create_model("uiqa").eval()

@@ -137,18 +137,22 @@ def _patch_capable(net: torch.nn.Module) -> bool:
 
 def _run(
     net: torch.nn.Module, crops: list[torch.Tensor], batch_size: int, patches: bool
-) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Scores ``[N]`` of the crops (and their patch-score maps ``[N,h,w]`` when asked)."""
-    scores, maps = [], []
+) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+    """Scores ``[N]`` of the crops, and when asked their patch scores and patch weights
+    ``[N,h,w]`` (None otherwise)."""
+    scores, patch_scores, patch_weights = [], [], []
     for i in range(0, crops[0].shape[0], batch_size):
         inputs = [net.net_input.normalize(c[i : i + batch_size]) for c in crops]
         if patches:
-            s, f, _ = net(*inputs, return_patches=True)
-            maps.append(f)
+            s, f, w = net(*inputs, return_patches=True)
+            patch_scores.append(f)
+            patch_weights.append(w)
         else:
             s = net(*inputs)
         scores.append(s)
-    return torch.cat(scores), (torch.cat(maps) if patches else None)
+    if not patches:
+        return torch.cat(scores), None, None
+    return torch.cat(scores), torch.cat(patch_scores), torch.cat(patch_weights)
 
 
 def _crops_of(
@@ -197,16 +201,19 @@ def score(
     seed: int,
     overlap: int,
     batch_size: int,
+    aggregate: str = "mean",
     maps: list[torch.Tensor] | None = None,
 ) -> torch.Tensor:
-    """Mean network score over each image's crops -> ``[B]`` (``ref``: full-reference).
+    """Each image's crops scored and pooled -> ``[B]`` (``ref``: full-reference).
 
-    With a ``maps`` list, each image's quality map ``[H,W]`` is appended to it: per-patch
-    scores for models that have them (MANIQA, AHIQ), else each crop's score over its window,
-    averaged where crops overlap and NaN where none fell.
+    ``aggregate="mean"`` averages the crop scores (the official protocols); ``"patch_weights"``
+    pools every patch of every crop with the model's own patch weights, as the model pools
+    the patches of one crop (MANIQA, AHIQ). With a ``maps`` list, each image's quality map
+    ``[H,W]`` is appended to it: per-patch scores for models that have them (MANIQA, AHIQ),
+    else each crop's score over its window, averaged where crops overlap, NaN where none fell.
     """
     out = []
-    patches = maps is not None and _patch_capable(net)
+    patches = (maps is not None or aggregate == "patch_weights") and _patch_capable(net)
     with torch.inference_mode():
         for b in range(x.shape[0]):
             images = (x[b],) if ref is None else (x[b], ref[b])
@@ -214,10 +221,13 @@ def score(
             crops, where, shape = _crops_of(
                 images, size, protocol, sampling, n_crops, seed, overlap
             )
-            scores, patch_maps = _run(net, crops, batch_size, patches)
-            out.append(scores.mean())
+            scores, patch_scores, patch_weights = _run(net, crops, batch_size, patches)
+            if aggregate == "patch_weights":
+                out.append((patch_scores * patch_weights).sum() / patch_weights.sum())
+            else:
+                out.append(scores.mean())
             if maps is not None:
-                painted = _paint(patch_maps if patches else scores, where, size, shape)
+                painted = _paint(patch_scores if patches else scores, where, size, shape)
                 if shape != tuple(x.shape[-2:]):  # back from the official resize
                     painted = F.interpolate(painted[None, None], size=x.shape[-2:])[0, 0]
                 maps.append(painted)

@@ -32,6 +32,17 @@ _CROP_OPTIONS = {
     ),
 }
 
+# MANIQA and AHIQ score the patches of a crop and pool them with weights they also predict.
+_PATCH_OPTIONS = {
+    **_CROP_OPTIONS,
+    "aggregate": Option(
+        "mean",
+        "pooling over crops: mean of the crop scores (the official protocol) or patch_weights "
+        "(every patch of every crop, weighted as the model weights the patches of one crop)",
+        ("mean", "patch_weights"),
+    ),
+}
+
 _UIQA_OPTIONS = {
     "weights": _CROP_OPTIONS["weights"],
     "seed": Option(2, "seed of the fragment offsets (2: the official test_single_image.py)"),
@@ -104,6 +115,7 @@ SPECS = [
         "CNNs see better: attention-based hybrid image quality assessment network. CVPR "
         "Workshops (NTIRE), 2022.",
         kind="FR",
+        options=_PATCH_OPTIONS,
     ),
     _deep(
         "maniqa",
@@ -112,6 +124,7 @@ SPECS = [
         "MANIQA (ViT-B/8 + transposed attention + Swin), KonIQ-10k release.",
         _MANIQA,
         score_range=(0.0, math.inf),
+        options=_PATCH_OPTIONS,
     ),
     _deep(
         "maniqa-kadid",
@@ -120,6 +133,7 @@ SPECS = [
         "MANIQA, KADID-10k release.",
         _MANIQA,
         score_range=(0.0, math.inf),
+        options=_PATCH_OPTIONS,
     ),
     _deep(
         "maniqa-pipal",
@@ -128,6 +142,7 @@ SPECS = [
         "MANIQA, PIPAL 2022 release (NTIRE 2022 winner).",
         _MANIQA,
         score_range=(0.0, math.inf),
+        options=_PATCH_OPTIONS,
     ),
     _deep(
         "hyperiqa",
