@@ -232,3 +232,15 @@ def test_only_file_hosts_are_fetched_automatically():
     for metric, release in (("uiqa", "uhd-iqa"), ("hyperiqa", "koniq"), ("maxiqa", "pipal")):
         entry = release_entry(metric, metric, release)  # Dropbox / Google Drive pages
         assert entry.fetch_as == "" and f"weights='/path/to/{entry.filename}'" in entry.pass_as
+
+
+def test_official_resize_is_torchvision_on_8_bit_pil_images():
+    """HyperIQA's and TReS's KonIQ loaders: Resize((512, 384)) on a PIL image."""
+    from torchvision import transforms
+
+    from iqa4k.models._common import pil_resize
+
+    x = (_image(14, 768, 1024) * 255).round() / 255
+    pil = transforms.functional.to_pil_image(x[0])
+    expected = transforms.ToTensor()(transforms.Resize((512, 384))(pil))
+    torch.testing.assert_close(pil_resize(x, (512, 384))[0], expected, rtol=0, atol=1e-7)

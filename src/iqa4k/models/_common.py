@@ -28,6 +28,23 @@ class NetInput:
         return (x - mean) / std
 
 
+def pil_resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """``[B,3,H,W]`` in [0, 1] resized to ``size`` (height, width) exactly as torchvision's
+    ``Resize`` does on the official loaders' 8-bit PIL images: rounded to 8 bits, PIL's
+    antialiased bilinear filter, back to [0, 1]. Torch's own antialiased bilinear differs from
+    it by up to a grey level, which is visible in the scores of the released models."""
+    import numpy as np
+    from PIL import Image
+
+    out = []
+    for image in x:
+        pixels = image.detach().clamp(0, 1).mul(255).round().to(torch.uint8)
+        pil = Image.fromarray(pixels.permute(1, 2, 0).cpu().numpy())
+        resized = np.asarray(pil.resize((size[1], size[0]), Image.BILINEAR))
+        out.append(torch.from_numpy(resized.copy()).permute(2, 0, 1))
+    return torch.stack(out).to(device=x.device, dtype=x.dtype) / 255.0
+
+
 @dataclass(frozen=True)
 class TestProtocol:
     """The official test-time sampling: optional resize, then ``n_crops`` random crops."""

@@ -22,7 +22,7 @@ from ..saliency import salient_window
 from ..sampling import crop, positions
 from ..spec import MetricSpec
 from . import model_module
-from ._common import TestProtocol
+from ._common import TestProtocol, pil_resize
 from .checkpoint import load_into, read_checkpoint, save_checkpoint
 
 _FILE_HOSTS = ("github.com", "huggingface.co")
@@ -124,10 +124,10 @@ def setup_for(metric: str, model: str, release: str):
 
 
 def _resized(x: torch.Tensor, size: tuple[int, int] | None) -> torch.Tensor:
-    """The official pre-crop resize (PIL bilinear with antialiasing), when there is one."""
+    """The official pre-crop resize (PIL bilinear on 8 bits), when there is one."""
     if size is None or tuple(x.shape[-2:]) == tuple(size):
         return x
-    return F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
+    return pil_resize(x, size)
 
 
 def _patch_capable(net: torch.nn.Module) -> bool:

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.models import swin_t
 
-from ._common import IMAGENET_MEAN, IMAGENET_STD, NetInput, Release, TestProtocol
+from ._common import IMAGENET_MEAN, IMAGENET_STD, NetInput, Release, TestProtocol, pil_resize
 
 NET_INPUT = NetInput(size=480, mean=IMAGENET_MEAN, std=IMAGENET_STD)
 
@@ -121,11 +121,10 @@ def _centre_crop(x: torch.Tensor, size: int) -> torch.Tensor:
 
 
 def aesthetic_view(x: torch.Tensor, resize: int = RESIZE, crop: int = 480) -> torch.Tensor:
-    """Short side to ``resize`` (antialiased bilinear), then the centre ``crop``.
+    """Short side to ``resize``, then the centre ``crop``: ``[B,3,H,W]`` in [0, 1] -> same.
 
-    ``x`` is ``[B,3,H,W]`` in [0, 1]; so is the result. The official code resizes a uint8 PIL
-    image (PIL's antialiased bilinear, rounded to 8 bits); this float version differs from it by
-    at most a couple of grey levels (see tests).
+    The resize is the official one: PIL's antialiased bilinear on the 8-bit image
+    (:func:`pil_resize`).
     """
     h, w = x.shape[-2:]
     # torchvision Resize(int): the long side is truncated, not rounded
@@ -134,7 +133,7 @@ def aesthetic_view(x: torch.Tensor, resize: int = RESIZE, crop: int = 480) -> to
     else:
         size = (resize, int(resize * w / h))
     if size != (h, w):
-        x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
+        x = pil_resize(x, size)
     return _centre_crop(x, crop)
 
 
