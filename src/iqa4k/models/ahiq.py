@@ -127,7 +127,7 @@ class DeformFusion(nn.Module):
         The offsets are computed once per ``vit_feat`` image and reused for each of the k CNN
         maps stacked along the batch (AHIQ warps dist and ref CNN features alike).
         """
-        vit_up = F.interpolate(vit_feat, size=cnn_feat.shape[-2:], mode="nearest")
+        vit_up = _upsample_nearest(vit_feat, cnn_feat.shape[-2:])
         offset = self.conv_offset(vit_up)
         repeats = cnn_feat.shape[0] // offset.shape[0]
         if repeats * offset.shape[0] != cnn_feat.shape[0]:
@@ -138,6 +138,17 @@ class DeformFusion(nn.Module):
         else:
             warped = self.deform(cnn_feat, offset)
         return self.conv1(warped)
+
+
+def _upsample_nearest(x: torch.Tensor, size: torch.Size) -> torch.Tensor:
+    """``F.interpolate(x, size, mode="nearest")`` for an integer factor, as a broadcast copy:
+    torch's CPU kernel takes 0.9 s for AHIQ's 3840-channel maps (batch 4), this 0.05 s."""
+    (h, w), (out_h, out_w) = x.shape[-2:], size
+    if out_h % h or out_w % w:
+        return F.interpolate(x, size=size, mode="nearest")
+    fh, fw = out_h // h, out_w // w
+    grown = x[:, :, :, None, :, None].expand(-1, -1, h, fh, w, fw)
+    return grown.reshape(x.shape[0], x.shape[1], out_h, out_w)
 
 
 def deform_conv3x3(
@@ -163,7 +174,10 @@ def deform_conv3x3(
         x, grid.view(batch, taps * height, width, 2), align_corners=True, padding_mode="zeros"
     )
     columns = sampled.view(batch, channels * taps, height * width)
-    out = weight.reshape(weight.shape[0], -1) @ columns
+    kernel = weight.reshape(weight.shape[0], -1)
+    # one plain matmul per image: a batched ``kernel @ columns`` would first copy the columns
+    # into a transposed layout, which costs more than the product itself
+    out = torch.stack([kernel @ c for c in columns])
     if bias is not None:
         out = out + bias.view(1, -1, 1)
     return out.view(batch, -1, height, width)
