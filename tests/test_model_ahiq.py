@@ -167,3 +167,10 @@ def test_cpu_deformable_convolution_equals_torchvision():
     weight, bias = torch.randn(5, 6, 3, 3, generator=g), torch.randn(5, generator=g)
     expected = deform_conv2d(x, offset, weight, bias, padding=1)
     torch.testing.assert_close(ahiq.deform_conv3x3(x, offset, weight, bias), expected)
+
+
+@pytest.mark.parametrize(("side", "out"), [(28, 56), (14, 56), (20, 56)])
+def test_nearest_upsampling_equals_interpolate(side, out):
+    x = torch.rand(2, 5, side, side, generator=torch.Generator().manual_seed(side))
+    expected = torch.nn.functional.interpolate(x, size=(out, out), mode="nearest")
+    assert torch.equal(ahiq._upsample_nearest(x, torch.Size([out, out])), expected)
