@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+from ._version import __version__
 from .errors import ImageReadError, InputError, IQAError, OptionError, WeightsNotFoundError
 from .io import load_image
 from .metric import Metric, create_metric
 from .registry import METRICS, MetricSpec
-
-__version__ = "0.1.0"
 
 
 def list_metrics(kind: str | None = None) -> list[str]:

@@ -16,6 +16,7 @@ from typing import Any
 from .errors import IQAError, OptionError
 from .evaluation import IMAGE_COLUMNS, evaluate_csv
 from .registry import METRICS, get_spec
+from .report.maps import overlay_writer
 from .report.plots import plot_evaluation
 from .report.tables import evaluation_table, metric_info, metric_table, score_summary
 from .scoring import metric_names, score
@@ -95,7 +96,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
         resume=args.resume,
         overwrite=args.overwrite,
         progress=not args.no_progress,
-        maps=args.maps,
+        on_map=overlay_writer(args.maps) if args.maps else None,
     )
     for image, reason in run.failures:
         print(f"error: {image}: {reason}", file=sys.stderr)
@@ -146,7 +147,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argparse tree of the ``iqa4k`` command."""
-    from . import __version__
+    from ._version import __version__
 
     p = argparse.ArgumentParser(
         prog="iqa4k", description="Image quality assessment for 4K/UHD and super-resolved images."

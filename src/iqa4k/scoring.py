@@ -11,7 +11,7 @@ import contextlib
 import csv
 import os
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,9 +23,11 @@ from . import io as iqa_io
 from .errors import ImageReadError, InputError, IQAError, OptionError
 from .metric import Metric, create_metric
 from .registry import MetricSpec, get_spec
-from .report.maps import save_overlay
 
 __all__ = ["ERROR", "IMAGE", "REF", "ScoreRun", "metric_names", "read_csv", "score"]
+
+# Receives each quality map: (image path, metric name, image [3,H,W], map [H,W]).
+MapSink = Callable[[Path, str, torch.Tensor, torch.Tensor], None]
 
 # Fixed columns of a scores CSV; one column per metric goes between REF and ERROR.
 IMAGE, REF, ERROR = "image", "ref", "error"
@@ -54,14 +56,14 @@ def score(
     resume: bool = False,
     overwrite: bool = False,
     progress: bool = True,
-    maps: str | Path | None = None,
+    on_map: MapSink | None = None,
 ) -> ScoreRun:
     """Score files or folders ``dist`` with ``metrics`` into the CSV ``out``, row by row.
 
     Rows are flushed as they are computed, so an interrupted run keeps its work and ``resume``
     finishes it. Unreadable or mismatched images get a row with the reason in ``error``.
-    With ``maps``, metrics that have quality maps (deep crop-based models) also save a heat-map
-    overlay per image there, ``<image stem>.<metric>.png``, from the same forward passes.
+    With ``on_map``, metrics that have quality maps (deep crop-based models) also hand each
+    image's map to ``on_map(path, metric, image, map)``, from the same forward passes.
     """
     if batch_size < 1:
         raise OptionError(f"batch size must be >= 1, got {batch_size}")
@@ -80,11 +82,8 @@ def score(
     done = {_key(r[IMAGE]) for r in kept}
     todo = [p for p in pairs if _key(p[0]) not in done]
     run = ScoreRun(out=out, metrics=names, rows=list(kept), resumed=len(pairs) - len(todo))
-    maps_dir = None if maps is None else Path(maps)
-    if maps_dir is not None:
-        if not any(m.has_maps for m in models.values()):
-            raise OptionError("--maps: none of " + ", ".join(names) + " has quality maps")
-        maps_dir.mkdir(parents=True, exist_ok=True)
+    if on_map is not None and not any(m.has_maps for m in models.values()):
+        raise OptionError("none of " + ", ".join(names) + " has quality maps")
 
     bar = tqdm(
         total=len(pairs),
@@ -98,7 +97,7 @@ def score(
     try:
         with open(out, "a", newline="", encoding="utf-8") as f:
             writer = csv.DictWriter(f, columns, extrasaction="ignore")
-            for rows in _batches(todo, models, batch_size, maps_dir):
+            for rows in _batches(todo, models, batch_size, on_map):
                 writer.writerows(rows)
                 f.flush()  # a killed run keeps every finished row
                 run.rows.extend(rows)
@@ -303,7 +302,7 @@ def _batches(
     pairs: Sequence[tuple[Path, Path | None, str]],
     models: Mapping[str, Metric],
     batch_size: int,
-    maps_dir: Path | None = None,
+    on_map: MapSink | None = None,
 ) -> Iterator[list[dict[str, str]]]:
     """Rows in input order, a batch at a time. Only consecutive same-size images share a batch:
     that keeps the file order and holds at most one batch of decoded images in memory.
@@ -317,16 +316,16 @@ def _batches(
             item = loader.item(dist, ref)
         except IQAError as e:
             if pending:  # flush first: rows stay in input order
-                yield _score_batch(pending, models, maps_dir)
+                yield _score_batch(pending, models, on_map)
                 pending = []
             yield [_row(dist, ref, _reason(e, dist))]
             continue
         if pending and (len(pending) >= batch_size or item.x.shape != pending[0].x.shape):
-            yield _score_batch(pending, models, maps_dir)
+            yield _score_batch(pending, models, on_map)
             pending = []
         pending.append(item)
     if pending:
-        yield _score_batch(pending, models, maps_dir)
+        yield _score_batch(pending, models, on_map)
 
 
 # ----------------------------------------------------------------------------- scoring
@@ -348,21 +347,21 @@ def _score_one(
     x: torch.Tensor,
     y: torch.Tensor | None,
     paths: Sequence[Path] = (),
-    maps_dir: Path | None = None,
+    on_map: MapSink | None = None,
 ) -> list[float]:
     inputs = (x, y) if model.info.kind == "FR" else (x,)
     with torch.inference_mode():
-        if maps_dir is None or not model.has_maps:
+        if on_map is None or not model.has_maps:
             s = model(*inputs)
         else:
             s, maps = model.with_maps(*inputs)
             for path, image, quality in zip(paths, x, maps, strict=True):
-                save_overlay(image, quality, maps_dir / f"{path.stem}.{model.info.name}.png")
+                on_map(path, model.info.name, image, quality)
     return [float(v) for v in s.detach().cpu().tolist()]
 
 
 def _score_batch(
-    items: list[_Item], models: Mapping[str, Metric], maps_dir: Path | None = None
+    items: list[_Item], models: Mapping[str, Metric], on_map: MapSink | None = None
 ) -> list[dict[str, str]]:
     """One row per item; a metric failing on the batch is retried image by image, so one bad
     image costs only its own cell and the numbers never depend on the batch size.
@@ -374,7 +373,7 @@ def _score_batch(
     for name, model in models.items():
         try:
             paths = [it.dist for it in items]
-            for row, v in zip(rows, _score_one(model, x, y, paths, maps_dir), strict=True):
+            for row, v in zip(rows, _score_one(model, x, y, paths, on_map), strict=True):
                 row[name] = repr(v)
             continue
         except _ITEM_ERRORS as e:
@@ -384,7 +383,7 @@ def _score_batch(
         for i, it in enumerate(items):
             try:
                 yi = None if it.y is None else it.y[None]
-                value = _score_one(model, it.x[None], yi, [it.dist], maps_dir)[0]
+                value = _score_one(model, it.x[None], yi, [it.dist], on_map)[0]
                 rows[i][name] = repr(value)
             except _ITEM_ERRORS as e:
                 errors[i].append(f"{name}: {_describe_error(e)}")

@@ -89,7 +89,7 @@ def load_network(metric: str, model: str, release: str, path: str = "") -> torch
 
 def convert(metric: MetricSpec, source: str | Path, out: str | Path) -> Path:
     """Read an official checkpoint of ``metric``'s release, check it, write ours (safetensors)."""
-    from .. import __version__
+    from .._version import __version__
 
     model, release = metric.model
     net = load_network(metric.name, model, release, str(source))

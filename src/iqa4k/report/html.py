@@ -15,7 +15,7 @@ from typing import Any
 
 from PIL import Image
 
-from .. import __version__
+from .._version import __version__
 from ..registry import METRICS
 from .formatting import MISSING, direction, format_score
 

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from ..io import save_image
 
-__all__ = ["save_overlay"]
+__all__ = ["overlay_writer", "save_overlay"]
 
 MAX_SIDE = 1280  # overlays of 4K images are shown, not measured: keep the files small
 ALPHA = 0.55  # weight of the heat map over the image
@@ -38,3 +38,15 @@ def save_overlay(image: torch.Tensor, quality: torch.Tensor, path: str | Path) -
     path = Path(path)
     save_image(blended, path)
     return path
+
+
+def overlay_writer(folder: str | Path):
+    """A sink for :func:`iqa4k.scoring.score`'s ``on_map``: each map saved as an overlay,
+    ``folder/<image stem>.<metric>.png``."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def write(path: Path, metric: str, image: torch.Tensor, quality: torch.Tensor) -> None:
+        save_overlay(image, quality, folder / f"{path.stem}.{metric}.png")
+
+    return write
