@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint bench install clean
+.PHONY: demo test lint bench bench-deep install clean
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,9 @@ test: $(BIN)/.installed
 bench: $(BIN)/.installed
 	$(BIN)/python -m pip install --quiet -e '.[compare]'
 	$(BIN)/python benchmarks/classic_4k.py
+
+bench-deep: $(BIN)/.installed
+	$(BIN)/python benchmarks/deep_4k.py
 
 clean:
 	rm -rf $(VENV) demo-out build *.egg-info src/*.egg-info
