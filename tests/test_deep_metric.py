@@ -244,3 +244,29 @@ def test_official_resize_is_torchvision_on_8_bit_pil_images():
     pil = transforms.functional.to_pil_image(x[0])
     expected = transforms.ToTensor()(transforms.Resize((512, 384))(pil))
     torch.testing.assert_close(pil_resize(x, (512, 384))[0], expected, rtol=0, atol=1e-7)
+
+
+def test_maniqa_pipal_release_as_a_pickled_module(tmp_path, monkeypatch):
+    """The PIPAL release is ``torch.save(nn.DataParallel(MANIQA))`` with the official classes;
+    it loads without them, into a network built with that release's scale (0.13)."""
+    import sys
+    import types
+
+    from iqa4k.models.maniqa import MANIQA
+
+    official = types.ModuleType("models.maniqa")
+    official.MANIQA = type("MANIQA", (MANIQA,), {"__module__": "models.maniqa"})
+    monkeypatch.setitem(sys.modules, "models", types.ModuleType("models"))
+    monkeypatch.setitem(sys.modules, "models.maniqa", official)
+    torch.manual_seed(0)
+    net = official.MANIQA(scale=0.13).eval()
+    path = tmp_path / "ckpt_valid"
+    torch.save(torch.nn.DataParallel(net), path)
+    monkeypatch.delitem(sys.modules, "models.maniqa")
+    monkeypatch.delitem(sys.modules, "models")
+
+    metric = iqa4k.create_metric("maniqa-pipal", weights=str(path), sampling="centre")
+    x = _image(15, 224, 224)
+    with torch.no_grad():
+        expected = net(net.net_input.normalize(x))
+    assert metric(x).item() == pytest.approx(expected.item(), abs=1e-5)
