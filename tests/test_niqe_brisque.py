@@ -22,7 +22,7 @@ from iqa4k.matlab import imresize, resize_weights
 from .conftest import fixture_path, load_rgb
 
 SAMPLE = resources.files("iqa4k") / "assets" / "sample_coffee.png"
-REL = 5e-3  # the brief's faithfulness bar: 0.5 % relative
+REL = 5e-3  # the faithfulness bar for these metrics: 0.5 % relative
 
 
 # --------------------------------------------------------------------------------------------
