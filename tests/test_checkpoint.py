@@ -19,6 +19,10 @@ from iqa4k.models.checkpoint import (
 )
 
 
+class _Holder:
+    """An arbitrary class: torch's safe loader refuses a pickle that names it."""
+
+
 class _Toy(nn.Module):
     def __init__(self):
         super().__init__()
@@ -51,10 +55,19 @@ def test_state_dict_with_dataparallel_prefix(tmp_path, toy_module):
     assert all(torch.equal(state[k], v) for k, v in toy_module.state_dict().items())
 
 
-def test_whole_pickled_module_loads_without_its_code(tmp_path, toy_module, monkeypatch):
+@pytest.mark.filterwarnings("ignore:Couldn't retrieve source code")  # legacy torch.save
+@pytest.mark.parametrize("zip_format", [True, False], ids=["zip", "legacy"])
+def test_whole_pickled_module_loads_without_its_code(tmp_path, toy_module, monkeypatch, zip_format):
     path = tmp_path / "whole.pt"
-    torch.save(nn.DataParallel(toy_module), path)
+    torch.save(nn.DataParallel(toy_module), path, _use_new_zipfile_serialization=zip_format)
     expected = toy_module.state_dict()
+    real_load = torch.load
+
+    def safe_only(*args, **kwargs):
+        assert kwargs.get("weights_only") is True, "torch.load without weights_only=True"
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "load", safe_only)
     # The official code is gone (as for a user of iqa4k): the file must still be readable.
     monkeypatch.delitem(sys.modules, "official_models.toy")
     monkeypatch.delitem(sys.modules, "official_models")
@@ -127,3 +140,17 @@ def test_unreadable_files_get_a_clear_error(tmp_path):
 def test_strip_prefix_only_touches_prefixed_keys():
     state = {"module.a": 1, "b": 2, "x.module.c": 3}
     assert strip_prefix(state) == {"a": 1, "b": 2, "x.module.c": 3}
+
+
+@pytest.mark.parametrize("zip_format", [True, False], ids=["zip", "legacy"])
+def test_tensors_sharing_a_storage_stay_views_of_it(tmp_path, zip_format):
+    """Offsets, strides and shared storages survive the inert reader (a pickled object whose
+    tensors are views forces that reader: torch's safe loader refuses the object)."""
+    base = torch.arange(12.0)
+    holder = _Holder()
+    holder.__dict__ = {"_parameters": {}, "_buffers": {"a": base[2:8:2], "b": base.view(3, 4)}}
+    path = tmp_path / "views.pt"
+    torch.save(holder, path, _use_new_zipfile_serialization=zip_format)
+    state = read_checkpoint(path)
+    assert torch.equal(state["a"], base[2:8:2]) and torch.equal(state["b"], base.view(3, 4))
+    assert state["a"].untyped_storage().data_ptr() == state["b"].untyped_storage().data_ptr()

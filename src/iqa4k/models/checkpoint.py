@@ -3,17 +3,21 @@
 Official files come in three shapes: a state_dict (often saved under ``nn.DataParallel``, so
 every key starts with ``module.``), a dict holding several state_dicts (AHIQ's heads), or a
 whole pickled ``nn.Module`` (MANIQA's PIPAL release). None of them is loaded by running its
-code: state_dicts go through ``torch.load(weights_only=True)``, and pickled modules through
-:class:`_InertUnpickler`, which rebuilds tensors but replaces every other class or function
-the pickle names by an inert record, so nothing from the file is ever called.
+code: state_dicts go through ``torch.load(weights_only=True)``, and pickled modules, which
+that loader refuses, are read here from torch's zip archive with :class:`_InertUnpickler`. It
+rebuilds tensors from the archive's storage records but replaces every other class or function
+the pickle names by an inert record, so nothing from the file is ever called (torch.load with
+``weights_only=False`` is never used).
 
 Our own format is safetensors plus JSON metadata in the safetensors header.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import pickle
+import zipfile
 from collections import OrderedDict
 from collections.abc import Mapping
 from pathlib import Path
@@ -36,6 +40,7 @@ _ALLOWED = {
     ("builtins", "object"): object,
 }
 
+_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C  # first pickle of a pre-1.6 torch.save file
 _PY2_MODULES = {"__builtin__": "builtins", "copy_reg": "copyreg"}
 
 
@@ -61,14 +66,38 @@ def _inert_class(module: str, name: str) -> type:
 
 
 class _InertUnpickler(pickle.Unpickler):
+    """Unpickles torch.save's main pickle; ``storage(key, dtype, numel)`` supplies the tensor
+    data its storage records name (from the zip archive, or the legacy stream)."""
+
+    def __init__(self, file: Any, storage: Any) -> None:
+        super().__init__(file)
+        self._storage = storage
+        self._storages: dict[str, torch.storage.TypedStorage] = {}
+
+    def persistent_load(self, pid: Any) -> Any:
+        """``('storage', type, key, location, numel[, view])``; legacy files also record
+        module classes as ``('module', class, file, source)``, kept as the inert class."""
+        kind = pid[0].decode("ascii") if isinstance(pid[0], bytes) else pid[0]
+        if kind == "module":
+            return pid[1]
+        if kind != "storage" or len(pid) not in (5, 6):
+            raise pickle.UnpicklingError(f"unknown persistent record {pid!r}")
+        storage_type, key, _location, numel = pid[1:5]
+        if len(pid) == 6 and pid[5] is not None:
+            raise pickle.UnpicklingError("storage views (torch < 0.4 files) are not supported")
+        if key not in self._storages:
+            dtype = torch.uint8 if storage_type is torch.UntypedStorage else storage_type._dtype
+            self._storages[key] = self._storage(key, dtype, numel)
+        return self._storages[key]
+
     def find_class(self, module: str, name: str) -> Any:
         module = _PY2_MODULES.get(module, module)  # protocol-2 pickles use Python 2 names
         if (module, name) in _ALLOWED:
             return _ALLOWED[(module, name)]
         if module == "copyreg" and name == "_reconstructor":
             return _reconstruct
-        if module == "torch" and name.endswith("Storage"):
-            return getattr(torch, name)  # storage classes (legacy tensors); data only
+        if module == "torch" and name.endswith("Storage") and hasattr(torch, name):
+            return getattr(torch, name)  # the dtype tag of a storage record; never called
         return _inert_class(module, name)
 
 
@@ -77,17 +106,6 @@ def _reconstruct(cls: type, base: type, state: Any) -> Any:
     if not issubclass(cls, _Inert):
         raise pickle.UnpicklingError(f"refusing to reconstruct {cls!r}")
     return cls()
-
-
-class _InertPickleModule:
-    """The ``pickle_module`` torch.load is given for whole pickled modules."""
-
-    Unpickler = _InertUnpickler
-    __name__ = "iqa4k_inert_pickle"
-
-    @staticmethod
-    def load(file, **kwargs):  # pragma: no cover - torch.load uses Unpickler
-        return _InertUnpickler(file, **kwargs).load()
 
 
 def _module_state(obj: Any, prefix: str = "") -> dict[str, torch.Tensor]:
@@ -131,12 +149,70 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
 
 
 def _read_pickled_module(path: Path) -> Any:
+    """A whole pickled object saved by torch.save, unpickled inertly."""
     try:
-        return torch.load(
-            path, map_location="cpu", weights_only=False, pickle_module=_InertPickleModule
-        )
-    except Exception as err:
+        if zipfile.is_zipfile(path):
+            return _read_zip(path)
+        with open(path, "rb") as f:
+            return _read_legacy(f)
+    except CheckpointError:
+        raise
+    except Exception as err:  # a damaged archive or pickle
         raise CheckpointError(f"cannot read checkpoint {path}: {err}") from err
+
+
+def _typed(data: bytearray, dtype: torch.dtype) -> torch.storage.TypedStorage:
+    raw = torch.frombuffer(data, dtype=torch.uint8) if data else torch.empty(0, dtype=torch.uint8)
+    return torch.storage.TypedStorage(
+        wrap_storage=raw.untyped_storage(), dtype=dtype, _internal=True
+    )
+
+
+def _read_zip(path: Path) -> Any:
+    """torch >= 1.6: a zip with ``<root>/data.pkl`` and one ``<root>/data/<key>`` per storage."""
+    with zipfile.ZipFile(path) as archive:
+        names = archive.namelist()
+        pickles = [n for n in names if n.endswith("data.pkl") and n.count("/") <= 1]
+        if not pickles:
+            raise CheckpointError(f"{path}: a zip file without torch's data.pkl")
+        root = pickles[0][: -len("data.pkl")]
+        if f"{root}byteorder" in names and archive.read(f"{root}byteorder") != b"little":
+            raise CheckpointError(f"{path}: saved on a big-endian machine")
+
+        def storage(key: str, dtype: torch.dtype, numel: int) -> torch.storage.TypedStorage:
+            return _typed(bytearray(archive.read(f"{root}data/{key}")), dtype)
+
+        return _InertUnpickler(io.BytesIO(archive.read(f"{root}data.pkl")), storage).load()
+
+
+def _read_legacy(f: Any) -> Any:
+    """torch < 1.6: three header pickles, the main pickle, the list of storage keys, then each
+    storage's bytes in that order, each after its element count (int64, little-endian)."""
+    magic, _protocol, sys_info = (_InertUnpickler(f, _no_storage).load() for _ in range(3))
+    if magic != _LEGACY_MAGIC:
+        raise CheckpointError("not a file written by torch.save")
+    if not (isinstance(sys_info, dict) and sys_info.get("little_endian", True)):
+        raise CheckpointError("saved on a big-endian machine")
+    allocated: dict[str, torch.storage.TypedStorage] = {}
+
+    def storage(key: str, dtype: torch.dtype, numel: int) -> torch.storage.TypedStorage:
+        allocated[key] = _typed(bytearray(numel * torch._utils._element_size(dtype)), dtype)
+        return allocated[key]
+
+    obj = _InertUnpickler(f, storage).load()
+    for key in _InertUnpickler(f, _no_storage).load():
+        target = allocated[key]
+        count = int.from_bytes(f.read(8), "little")
+        nbytes = count * torch._utils._element_size(target.dtype)
+        data = bytearray(f.read(nbytes))
+        if nbytes != target._untyped_storage.nbytes() or len(data) != nbytes:
+            raise CheckpointError(f"storage {key} is truncated or of the wrong size")
+        target._untyped_storage.copy_(_typed(data, torch.uint8)._untyped_storage)
+    return obj
+
+
+def _no_storage(key: str, dtype: torch.dtype, numel: int) -> torch.storage.TypedStorage:
+    raise pickle.UnpicklingError("a storage record outside the main pickle")
 
 
 def _normalise(obj: Any, path: Path) -> dict[str, Any]:
