@@ -616,3 +616,23 @@ def test_matches_official_values_with_the_real_model(metric, image):
     x = load_rgb(fixture_path("calibration", "dist", image), torch.float64)
     score = iqa4k.create_metric(metric, model_path=str(model))(x).item()
     assert score == pytest.approx(float(official), abs=0.01 if metric == "nrqm" else 0.02)
+
+
+def test_loader_reads_a_v73_model_mat_like_a_v7_one(tmp_path):
+    """MATLAB's ``save -v7.3`` writes HDF5; the same forests read from either file agree."""
+    from .test_matfile import save_v73
+
+    forests = [_forest([TREE_A, TREE_B]), _forest([TREE_D, TREE_C]), _forest([TREE_E])]
+    cell = np.empty((1, 3), dtype=object)
+    for i, forest in enumerate(forests):
+        cell[0, i] = forest
+    linear = np.array(LINEAR, dtype=np.float64).reshape(-1, 1)
+    save_v73(tmp_path / "v73.mat", {"model": {"rf": cell, "linear": linear}})
+    new = nrqm_mod.load_model(tmp_path / "v73.mat")
+    old = nrqm_mod.load_model(_write_model(tmp_path / "v7.mat", forests))
+    assert new.linear.tolist() == old.linear.tolist() == LINEAR
+    for a, b in zip(new.forests, old.forests, strict=True):
+        for field in ("left", "right", "status", "threshold", "value", "var", "coef"):
+            assert np.array_equal(getattr(a, field), getattr(b, field)), field
+    xs = np.stack([_vector(18, x1=0.6, x2=-1.0, x3=10.5), _vector(18, x1=2.0, x3=-3.0)])
+    assert new.forests[0].predict(xs).tolist() == old.forests[0].predict(xs).tolist()

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .. import weights
+from .. import matfile, weights
 from ..color import to_channels
 from ..errors import IQAError
 from .niqe import niqe
@@ -138,15 +138,14 @@ def _forest(struct: np.ndarray, where: str, source: str) -> Forest:
 
 
 def load_model(path: str | Path) -> NRQMModel:
-    """Read Ma et al.'s ``model.mat``; a file of another layout names the missing field."""
+    """Read Ma et al.'s ``model.mat`` (any MATLAB version, v7.3 included); a file of another
+    layout names the missing field."""
     import scipy.io
 
     source = str(path)
     try:
-        mat = scipy.io.loadmat(source)
-    except NotImplementedError as err:  # MATLAB v7.3 (HDF5) files
-        raise IQAError(f"{source}: cannot read this MATLAB file version ({err})") from err
-    except (OSError, ValueError, scipy.io.matlab.MatReadError) as err:
+        mat = matfile.load(source)
+    except (OSError, ValueError, KeyError, scipy.io.matlab.MatReadError) as err:
         raise IQAError(f"{source}: not a readable MATLAB .mat file ({err})") from err
     if "model" not in mat:
         found = ", ".join(k for k in mat if not k.startswith("__")) or "none"
