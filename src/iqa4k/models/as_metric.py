@@ -18,7 +18,6 @@ import torch
 import torch.nn.functional as F
 
 from .. import weights
-from ..saliency import salient_window
 from ..sampling import crop, positions
 from ..spec import MetricSpec
 from . import model_module
@@ -238,18 +237,11 @@ def score_uiqa(
     x: torch.Tensor, *, net: torch.nn.Module, protocol: TestProtocol, seed: int, salient: str
 ) -> torch.Tensor:
     """UIQA's three views of each image (fragment offsets seeded per image) -> ``[B]``."""
-    from . import uiqa
+    from .uiqa import views
 
-    out = []
     with torch.inference_mode():
-        for b in range(x.shape[0]):
-            image = x[b : b + 1]
-            fragments = uiqa.fragment_view(image, torch.Generator().manual_seed(seed))
-            if salient == "saliency":
-                top, left = salient_window(image[0], uiqa.SALIENT_SIZE)
-                image_s = image[..., top : top + uiqa.SALIENT_SIZE, left : left + uiqa.SALIENT_SIZE]
-            else:
-                image_s = image
-            views = (uiqa.aesthetic_view(image), fragments, uiqa.salient_view(image_s))
-            out.append(net(*(net.net_input.normalize(v) for v in views)))
-    return torch.cat(out).to(torch.float32)
+        scores = [
+            net(*views(x[b : b + 1], torch.Generator().manual_seed(seed), salient))
+            for b in range(x.shape[0])
+        ]
+    return torch.cat(scores).to(torch.float32)

@@ -26,6 +26,8 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.models import swin_t
 
+from ..saliency import salient_window
+from ..sampling import centre_position
 from ._common import IMAGENET_MEAN, IMAGENET_STD, NetInput, Release, TestProtocol, pil_resize
 
 NET_INPUT = NetInput(size=480, mean=IMAGENET_MEAN, std=IMAGENET_STD)
@@ -114,9 +116,7 @@ def _centre_crop(x: torch.Tensor, size: int) -> torch.Tensor:
     if size > h or size > w:
         pad_w, pad_h = max(size - w, 0), max(size - h, 0)
         x = F.pad(x, (pad_w // 2, (pad_w + 1) // 2, pad_h // 2, (pad_h + 1) // 2))
-        h, w = x.shape[-2:]
-    top = int(round((h - size) / 2.0))
-    left = int(round((w - size) / 2.0))
+    top, left = centre_position(x.shape[-2], x.shape[-1], size)
     return x[..., top : top + size, left : left + size]
 
 
@@ -200,14 +200,27 @@ def fragment_view(
 
 
 def views(
-    x: torch.Tensor, generator: torch.Generator | None = None
+    x: torch.Tensor, generator: torch.Generator | None = None, salient: str = "centre"
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The official three views of ``[B,3,H,W]`` images in [0, 1], normalised for :class:`UIQA`.
+    """The three views of ``[B,3,H,W]`` images in [0, 1], normalised for :class:`UIQA`.
 
     For the official test-time offsets pass ``torch.Generator().manual_seed(FRAGMENT_SEED)``.
+    ``salient="centre"`` is the official salient view; ``"saliency"`` centres it instead on
+    each image's most salient ``SALIENT_SIZE`` window (:mod:`iqa4k.saliency`).
     """
+    if salient == "saliency":
+        windows = [salient_window(image, SALIENT_SIZE) for image in x]
+        salient_crops = [
+            salient_view(image[None, :, top : top + SALIENT_SIZE, left : left + SALIENT_SIZE])
+            for image, (top, left) in zip(x, windows, strict=True)
+        ]
+        third = torch.cat(salient_crops)
+    elif salient == "centre":
+        third = salient_view(x)
+    else:
+        raise ValueError(f"salient must be 'centre' or 'saliency', got {salient!r}")
     return (
         NET_INPUT.normalize(aesthetic_view(x)),
         NET_INPUT.normalize(fragment_view(x, generator)),
-        NET_INPUT.normalize(salient_view(x)),
+        NET_INPUT.normalize(third),
     )
