@@ -18,10 +18,16 @@ import torch
 from _common import machine, markdown_table, uhd_pair, write_json
 from iqa4k.models import cost, model_module
 from iqa4k.models.as_metric import score, score_uiqa
+from iqa4k.registry import METRICS
 from iqa4k.sampling import grid_positions
 
 MODELS = ("hyperiqa", "tres", "maxiqa", "uiqa", "ahiq", "maniqa")
-RELEASE_OPTIONS = {"maniqa": {"scale": 0.8}}
+
+
+def release_options(model: str) -> dict:
+    """Build options of the release the metric named after ``model`` scores with."""
+    _, release = METRICS[model].model
+    return model_module(model).RELEASES[release].options
 
 
 def matmul_gflops(device: torch.device, n: int = 2048, repeats: int = 10) -> float:
@@ -50,7 +56,7 @@ def _timed(fn) -> float:
 
 def bench(model: str, policy: str, dist, ref, device, grid_tiles: int, batch: int) -> dict:
     module = model_module(model)
-    options = RELEASE_OPTIONS.get(model, {})
+    options = release_options(model)
     net = module.build(**options).eval().to(device)
     fr = model == "ahiq"
     size = module.NET_INPUT.size

@@ -7,6 +7,9 @@ element-wise work is not, as in the papers' tables (fvcore, thop, ptflops count 
 
 from __future__ import annotations
 
+import functools
+import inspect
+
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -24,22 +27,27 @@ def _deform_conv2d_flops(input_shape, weight_shape, *args, out_shape, **kwargs) 
     return 2 * batch * out_channels * oh * ow * in_per_group * kh * kw
 
 
-def parameters(model: str, **options) -> int:
-    """Number of parameters of ``model`` (buffers excluded; built on ``meta``, no memory)."""
+@functools.lru_cache(maxsize=16)
+def _meta_network(model: str, options: tuple) -> torch.nn.Module:
+    """``model`` built on the ``meta`` device (shapes only, no memory), once per options."""
     with torch.device("meta"):
-        return sum(p.numel() for p in model_module(model).build(**options).parameters())
+        return model_module(model).build(**dict(options)).eval()
+
+
+def parameters(model: str, **options) -> int:
+    """Number of parameters of ``model`` (buffers excluded)."""
+    net = _meta_network(model, tuple(sorted(options.items())))
+    return sum(p.numel() for p in net.parameters())
 
 
 def macs_per_forward(model: str, batch: int = 1, **options) -> int:
-    """MACs of one forward pass of ``model`` on ``batch`` crops (counted, not run)."""
-    module = model_module(model)
-    with torch.device("meta"):
-        net = module.build(**options).eval()
-        size = module.NET_INPUT.size
-        inputs = [torch.empty(batch, 3, size, size) for _ in range(_n_inputs(model))]
-        counter = FlopCounterMode(display=False, custom_mapping=_custom_flops())
-        with counter, torch.no_grad():
-            net(*inputs)
+    """MACs of one forward pass of ``model`` on ``batch`` inputs (counted, not run)."""
+    net = _meta_network(model, tuple(sorted(options.items())))
+    size = model_module(model).NET_INPUT.size
+    inputs = [torch.empty(batch, 3, size, size, device="meta") for _ in range(_n_inputs(net))]
+    counter = FlopCounterMode(display=False, custom_mapping=_custom_flops())
+    with counter, torch.no_grad():
+        net(*inputs)
     return counter.get_total_flops() // 2
 
 
@@ -49,8 +57,12 @@ def _custom_flops() -> dict:
     return {torch.ops.torchvision.deform_conv2d: _deform_conv2d_flops}
 
 
-def _n_inputs(model: str) -> int:
-    return {"ahiq": 2, "uiqa": 3}.get(model, 1)
+def _n_inputs(net: torch.nn.Module) -> int:
+    """Images one forward takes: its required positional arguments (AHIQ 2, UIQA 3)."""
+    return sum(
+        p.default is inspect.Parameter.empty and p.kind is p.POSITIONAL_OR_KEYWORD
+        for p in inspect.signature(net.forward).parameters.values()
+    )
 
 
 def crops_per_image(model: str, policy: str, overlap: int = 0, size: tuple = UHD) -> int:
