@@ -26,6 +26,7 @@ bench: $(BIN)/.installed
 
 bench-deep: $(BIN)/.installed
 	$(BIN)/python benchmarks/deep_4k.py
+	$(BIN)/python benchmarks/ahiq_kernels.py
 
 clean:
 	rm -rf $(VENV) demo-out build *.egg-info src/*.egg-info

@@ -4,7 +4,8 @@ UIQA's paper describes its third branch as a crop around the salient region, but
 code takes a centre crop. This module offers the crop the paper describes, with the spectral
 residual detector (X. Hou, L. Zhang, "Saliency detection: a spectral residual approach", CVPR
 2007): it needs no trained weights (so nothing to download or license), is deterministic, and
-runs on a 64-pixel-wide thumbnail, so its cost does not grow with a 4K or 8K input.
+works on a 64-pixel-wide thumbnail: only the grey conversion and the area downscale touch
+every pixel of a 4K or 8K input.
 """
 
 from __future__ import annotations
