@@ -16,10 +16,10 @@ import time
 import torch
 
 from _common import machine, markdown_table, uhd_pair, write_json
-from iqa4k.models import cost, model_module
-from iqa4k.models.as_metric import score, score_uiqa
+from iqa4k.models import cost, get_entry
+from iqa4k.models.inputs import Views
+from iqa4k.models.sampling import grid_positions
 from iqa4k.registry import METRICS
-from iqa4k.sampling import grid_positions
 
 MODELS = ("hyperiqa", "tres", "maxiqa", "uiqa", "ahiq", "maniqa")
 
@@ -27,7 +27,7 @@ MODELS = ("hyperiqa", "tres", "maxiqa", "uiqa", "ahiq", "maniqa")
 def release_options(model: str) -> dict:
     """Build options of the release the metric named after ``model`` scores with."""
     _, release = METRICS[model].model
-    return model_module(model).RELEASES[release].options
+    return get_entry(model).releases[release].options
 
 
 def matmul_gflops(device: torch.device, n: int = 2048, repeats: int = 10) -> float:
@@ -55,17 +55,17 @@ def _timed(fn) -> float:
 
 
 def bench(model: str, policy: str, dist, ref, device, grid_tiles: int, batch: int) -> dict:
-    module = model_module(model)
+    entry = get_entry(model)
     options = release_options(model)
-    net = module.build(**options).eval().to(device)
-    fr = model == "ahiq"
-    size = module.NET_INPUT.size
+    net = entry.build(**options).eval().to(device)
+    fr = entry.kind == "FR"
+    size = entry.inputs.net_input.size
     tiles = len(grid_positions(*dist.shape[-2:], size)) if policy == "grid" else None
-    crops = cost.crops_per_image(model, policy)
-    if model == "uiqa":
+    crops = entry.inputs.per_image(policy)
+    if isinstance(entry.inputs, Views):  # UIQA: three whole-image views
 
         def run():
-            return score_uiqa(dist, net=net, protocol=module.PROTOCOL, seed=2, salient="centre")
+            return entry.inputs.score(dist, net=net, seed=2, salient="centre")
 
         timed_crops = crops
     else:
@@ -76,7 +76,6 @@ def bench(model: str, policy: str, dist, ref, device, grid_tiles: int, batch: in
         timed_crops = grid_tiles if policy == "grid" else crops
         kwargs = dict(
             net=net,
-            protocol=module.PROTOCOL,
             sampling=policy,
             n_crops=0,
             seed=0,
@@ -85,7 +84,7 @@ def bench(model: str, policy: str, dist, ref, device, grid_tiles: int, batch: in
         )
 
         def run():
-            return score(x, y if fr else None, **kwargs)
+            return entry.inputs.score(x, y if fr else None, **kwargs)
 
     with torch.inference_mode():
         seconds = _timed(lambda: (run(), _sync(device)))

@@ -50,7 +50,7 @@ def toy_module(monkeypatch):
 def test_state_dict_with_dataparallel_prefix(tmp_path, toy_module):
     path = tmp_path / "sd.pth"
     torch.save(nn.DataParallel(toy_module).state_dict(), path)
-    state = read_checkpoint(path)
+    state, _ = read_checkpoint(path)
     assert set(state) == set(toy_module.state_dict())
     assert all(torch.equal(state[k], v) for k, v in toy_module.state_dict().items())
 
@@ -71,7 +71,7 @@ def test_whole_pickled_module_loads_without_its_code(tmp_path, toy_module, monke
     # The official code is gone (as for a user of iqa4k): the file must still be readable.
     monkeypatch.delitem(sys.modules, "official_models.toy")
     monkeypatch.delitem(sys.modules, "official_models")
-    state = read_checkpoint(path)
+    state, _ = read_checkpoint(path)
     assert set(state) == set(expected)  # non-persistent buffers are not part of it
     assert all(torch.equal(state[k], v) for k, v in expected.items())
 
@@ -101,7 +101,7 @@ def test_dict_of_state_dicts_as_ahiq_saves_them(tmp_path):
     }
     path = tmp_path / "epoch_10.pth"
     torch.save(heads, path)
-    state = read_checkpoint(path)
+    state, _ = read_checkpoint(path)
     assert set(state) == {"regressor_model_state_dict", "deform_net_model_state_dict"}
     assert list(state["deform_net_model_state_dict"]) == ["conv_offset.weight"]
 
@@ -109,8 +109,8 @@ def test_dict_of_state_dicts_as_ahiq_saves_them(tmp_path):
 def test_safetensors_round_trip_keeps_metadata(tmp_path, toy_module):
     meta = {"model": "toy", "variant": "x", "options": {"scale": 0.8}}
     path = save_checkpoint(tmp_path / "ours.safetensors", toy_module.state_dict(), meta)
-    state = read_checkpoint(path)
-    assert state.pop("__metadata__") == meta
+    state, saved = read_checkpoint(path)
+    assert saved == meta
     fresh = _Toy()
     load_into(fresh, state, "ours")
     assert torch.equal(fresh.fc.weight, toy_module.fc.weight)
@@ -151,6 +151,6 @@ def test_tensors_sharing_a_storage_stay_views_of_it(tmp_path, zip_format):
     holder.__dict__ = {"_parameters": {}, "_buffers": {"a": base[2:8:2], "b": base.view(3, 4)}}
     path = tmp_path / "views.pt"
     torch.save(holder, path, _use_new_zipfile_serialization=zip_format)
-    state = read_checkpoint(path)
+    state, _ = read_checkpoint(path)
     assert torch.equal(state["a"], base[2:8:2]) and torch.equal(state["b"], base.view(3, 4))
     assert state["a"].untyped_storage().data_ptr() == state["b"].untyped_storage().data_ptr()

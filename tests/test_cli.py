@@ -354,6 +354,7 @@ def fake_nr(monkeypatch):
         summary="mean brightness (test stand-in)",
         function=_mean_brightness,
         options={},
+        range_option=None,
     )
     table = MappingProxyType({**METRICS, "fake_nr": spec})
     monkeypatch.setattr(registry, "METRICS", table)

@@ -17,9 +17,9 @@ import iqa4k
 from iqa4k import weights
 from iqa4k.cli import main
 from iqa4k.errors import WeightsNotFoundError
-from iqa4k.models import create_model
-from iqa4k.models._common import deterministic_init
+from iqa4k.models import ENTRIES, create_model, hyperiqa
 from iqa4k.models.checkpoint import read_checkpoint
+from iqa4k.testing import deterministic_init
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +62,7 @@ def test_scores_equal_the_network_on_the_same_crops(metric, checkpoint):
     x = _image(0, 224, 224)  # one exact-fit crop: the score is the network's output
     protocol_free = iqa4k.create_metric("hyperiqa", weights=str(checkpoint[0]), sampling="centre")
     with torch.no_grad():
-        expected = net(net.net_input.normalize(x))
+        expected = net(hyperiqa.NET_INPUT.normalize(x))
     assert protocol_free(x).item() == pytest.approx(expected.item(), abs=1e-5)
 
 
@@ -89,8 +89,7 @@ def test_convert_checkpoint_round_trip(tmp_path, checkpoint, metric):
     source, net = checkpoint
     out = tmp_path / "hyperiqa.safetensors"
     assert main(["convert-checkpoint", "hyperiqa", str(source), "-o", str(out)]) == 0
-    state = read_checkpoint(out)
-    meta = state.pop("__metadata__")
+    state, meta = read_checkpoint(out)
     assert meta["model"] == "hyperiqa" and meta["release"] == "koniq"
     assert meta["source_sha256"] == weights.sha256_of(source)
     assert all(torch.equal(state[k], v) for k, v in net.state_dict().items())
@@ -106,8 +105,8 @@ def test_ahiq_official_heads_with_backbones_from_the_cache(tmp_path, monkeypatch
     """AHIQ's release holds only the heads; the timm backbones come from their own files."""
     from safetensors.torch import save_file
 
-    from iqa4k.models.ahiq import RESNET_TAG, VIT_TAGS
-    from iqa4k.models.as_metric import release_entry, weights_on_disk
+    from iqa4k.models.ahiq import NET_INPUT, RESNET_TAG, VIT_TAGS
+    from iqa4k.models.loading import weights_on_disk
 
     monkeypatch.setenv("IQA4K_HOME", str(tmp_path / "cache"))
     torch.manual_seed(0)
@@ -122,17 +121,17 @@ def test_ahiq_official_heads_with_backbones_from_the_cache(tmp_path, monkeypatch
         },
         heads,
     )
-    assert not weights_on_disk(iqa4k.registry.get_spec("ahiq"))
+    assert not weights_on_disk(ENTRIES["ahiq"], "pipal")
     with pytest.raises(WeightsNotFoundError, match=RESNET_TAG):
         iqa4k.create_metric("ahiq", weights=str(heads))
     for tag, backbone in ((RESNET_TAG, net.resnet), (VIT_TAGS[8], net.vit)):
-        target = weights.cache_path(release_entry("ahiq", "ahiq", tag).name)
+        target = weights.cache_path(f"ahiq-{tag}")
         target.parent.mkdir(parents=True)
         save_file({k: v.contiguous() for k, v in backbone.state_dict().items()}, str(target))
     metric = iqa4k.create_metric("ahiq", weights=str(heads), sampling="centre")
     dist, ref = _image(6, 224, 224), _image(7, 224, 224)
     with torch.no_grad():
-        pair = net.net_input.normalize(dist), net.net_input.normalize(ref)
+        pair = NET_INPUT.normalize(dist), NET_INPUT.normalize(ref)
         expected, patch_scores, _ = net(*pair, return_patches=True)
     assert metric(dist, ref).item() == pytest.approx(expected.item(), abs=1e-5)
     scores, (quality,) = metric.with_maps(dist, ref)  # per-patch scores, 8x8 pixels each
@@ -147,7 +146,7 @@ def test_ahiq_official_heads_with_backbones_from_the_cache(tmp_path, monkeypatch
     wide_d, wide_r = _image(8, 224, 448), _image(9, 224, 448)
     tiles = [t.view(1, 3, 224, 2, 224).permute(3, 0, 1, 2, 4)[:, 0] for t in (wide_d, wide_r)]
     with torch.no_grad():
-        _, f, w = net(*(net.net_input.normalize(t) for t in tiles), return_patches=True)
+        _, f, w = net(*(NET_INPUT.normalize(t) for t in tiles), return_patches=True)
     expected = ((f * w).sum() / w.sum()).item()
     assert pooled(wide_d, wide_r).item() == pytest.approx(expected, abs=1e-5)
 
@@ -214,23 +213,10 @@ def test_gpu_scores_equal_cpu_scores(checkpoint, metric):
     torch.testing.assert_close(gpu(x).cpu(), metric(x), rtol=0, atol=1e-5)
 
 
-def test_every_deep_metric_names_a_declared_release():
-    from iqa4k.models import MODELS, model_module
-    from iqa4k.registry import METRICS
-
-    used = {spec.model for spec in METRICS.values() if spec.model is not None}
-    assert {model for model, _ in used} == set(MODELS)
-    for model, release in used:
-        rel = model_module(model).RELEASES[release]
-        assert rel.filename and rel.url.startswith("https://") and rel.licence
-
-
 def test_only_file_hosts_are_fetched_automatically():
-    from iqa4k.models.as_metric import release_entry
-
-    assert release_entry("maniqa", "maniqa", "koniq").fetch_as == "create_metric('maniqa')"
-    for metric, release in (("uiqa", "uhd-iqa"), ("hyperiqa", "koniq"), ("maxiqa", "pipal")):
-        entry = release_entry(metric, metric, release)  # Dropbox / Google Drive pages
+    assert weights.REGISTRY["maniqa-koniq"].fetch_as == "create_metric('maniqa')"
+    for name in ("uiqa-uhd-iqa", "hyperiqa-koniq", "maxiqa-pipal"):  # Dropbox / Google Drive
+        entry = weights.REGISTRY[name]
         assert entry.fetch_as == "" and f"weights='/path/to/{entry.filename}'" in entry.pass_as
 
 
@@ -238,7 +224,7 @@ def test_official_resize_is_torchvision_on_8_bit_pil_images():
     """HyperIQA's and TReS's KonIQ loaders: Resize((512, 384)) on a PIL image."""
     from torchvision import transforms
 
-    from iqa4k.models._common import pil_resize
+    from iqa4k.models.inputs import pil_resize
 
     x = (_image(14, 768, 1024) * 255).round() / 255
     pil = transforms.functional.to_pil_image(x[0])
@@ -252,6 +238,7 @@ def test_maniqa_pipal_release_as_a_pickled_module(tmp_path, monkeypatch):
     import sys
     import types
 
+    from iqa4k.models import maniqa
     from iqa4k.models.maniqa import MANIQA
 
     official = types.ModuleType("models.maniqa")
@@ -268,5 +255,5 @@ def test_maniqa_pipal_release_as_a_pickled_module(tmp_path, monkeypatch):
     metric = iqa4k.create_metric("maniqa-pipal", weights=str(path), sampling="centre")
     x = _image(15, 224, 224)
     with torch.no_grad():
-        expected = net(net.net_input.normalize(x))
+        expected = net(maniqa.NET_INPUT.normalize(x))
     assert metric(x).item() == pytest.approx(expected.item(), abs=1e-5)

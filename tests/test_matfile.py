@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import scipy.io
 
-from iqa4k import matfile
+from iqa4k.classic import matfile
 
 h5py = pytest.importorskip("h5py")
 

@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
+from iqa4k.classic.matlab import box_downsample, fspecial_gaussian_1d
 from iqa4k.color import rgb_to_gray, rgb_to_y, round_to_uint8_grid
-from iqa4k.matlab import box_downsample, fspecial_gaussian_1d
 
 
 def test_fspecial_gaussian_is_the_normalised_sampled_gaussian():

@@ -19,7 +19,7 @@ import timm
 import torch
 
 from iqa4k.models import ahiq
-from iqa4k.models._common import deterministic_init
+from iqa4k.testing import deterministic_init
 
 from .conftest import official_keys
 
@@ -93,7 +93,7 @@ def test_head_state_dict_equals_the_official_checkpoint(model):
 def test_backbones_are_timms_for_the_release_tags(model):
     fresh = SimpleNamespace()
     for part, tag in (("resnet", ahiq.RESNET_TAG), ("vit", ahiq.VIT_TAGS[8])):
-        assert ahiq.RELEASES[tag].format == "safetensors"
+        assert ahiq.RELEASES[tag].file.filename == f"{tag}.safetensors"
         setattr(fresh, part, timm.create_model(tag, pretrained=False))
         assert {k: v.shape for k, v in getattr(model, part).state_dict().items()} == {
             k: v.shape for k, v in getattr(fresh, part).state_dict().items()

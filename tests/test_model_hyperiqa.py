@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from iqa4k.models import hyperiqa
-from iqa4k.models._common import deterministic_init
+from iqa4k.testing import deterministic_init
 
 from .conftest import official_keys
 
@@ -97,23 +97,3 @@ def test_hyper_outputs_and_target_net_per_image(outputs):
             q = F.linear(q, w, paras[f"target_fc{i}b"][b])
             q = torch.sigmoid(q) if i < 5 else q
         torch.testing.assert_close(q, scores[b : b + 1], rtol=0, atol=1e-5)
-
-
-def test_only_224_crops_and_known_options(model):
-    with pytest.raises(ValueError, match="224x224"):
-        model(torch.zeros(1, 3, 256, 256))
-    with pytest.raises(TypeError):
-        hyperiqa.build(scale=2)
-    with pytest.raises(ValueError, match="divisible"):
-        hyperiqa.build(target_fc1_size=100)
-
-
-def test_protocol_and_release():
-    assert hyperiqa.HyperIQA.net_input is hyperiqa.NET_INPUT
-    assert hyperiqa.NET_INPUT.size == 224
-    p = hyperiqa.PROTOCOL
-    assert (p.n_crops, p.resize, p.centre) == (25, (512, 384), False)
-    release = hyperiqa.RELEASES["koniq"]
-    assert release.filename == "koniq_pretrained.pkl"
-    assert release.format == "state_dict" and release.sha256 is None
-    assert "1OOUmnbvpGea0LIGpIWEbOyxfWx6UCiiE" in release.url

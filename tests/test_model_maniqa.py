@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from iqa4k.models import maniqa
-from iqa4k.models._common import deterministic_init
+from iqa4k.testing import deterministic_init
 
 from .conftest import official_keys
 
@@ -86,14 +86,13 @@ def test_patch_maps_give_the_score(run: dict) -> None:
 
 
 def test_module_data() -> None:
-    assert maniqa.MANIQA.net_input is maniqa.NET_INPUT
     assert maniqa.NET_INPUT.size == 224 and maniqa.NET_INPUT.mean == (0.5, 0.5, 0.5)
     assert maniqa.PROTOCOL.n_crops == 20 and maniqa.PROTOCOL.resize is None
-    assert {k: r.options["scale"] for k, r in maniqa.RELEASES.items()} == {
-        "pipal": 0.13,
-        "kadid": 0.8,
-        "koniq": 0.8,
+    assert {k: (r.metric, r.options["scale"]) for k, r in maniqa.RELEASES.items()} == {
+        "koniq": ("maniqa", 0.8),
+        "kadid": ("maniqa-kadid", 0.8),
+        "pipal": ("maniqa-pipal", 0.13),
     }
-    assert maniqa.RELEASES["pipal"].format == "pickled_module"
+    assert maniqa.ENTRY.inputs.patch_scores
     with pytest.raises(TypeError):
         maniqa.build(no_such_option=1)

@@ -13,7 +13,8 @@ import pytest
 import torch
 
 from iqa4k.models import maxiqa
-from iqa4k.models._common import HALF, deterministic_init
+from iqa4k.models.entry import HALF
+from iqa4k.testing import deterministic_init
 
 from .conftest import official_keys
 
@@ -124,10 +125,9 @@ def test_replica_uses_its_own_taps(net: maxiqa.MaxIQA, run: dict) -> None:
 def test_declared_data() -> None:
     assert maxiqa.NET_INPUT.size == 224
     assert maxiqa.NET_INPUT.mean == HALF and maxiqa.NET_INPUT.std == HALF
-    assert maxiqa.MaxIQA.net_input is maxiqa.NET_INPUT
     assert maxiqa.PROTOCOL.n_crops == 15 and maxiqa.PROTOCOL.resize is None
     assert not maxiqa.PROTOCOL.centre
     release = maxiqa.RELEASES["pipal"]
-    assert release.format == "state_dict" and release.sha256 is None
+    assert release.file.sha256 is None and release.score_range == (0.0, 1.0)
     with pytest.raises(TypeError):
         maxiqa.build(scale=0.1)

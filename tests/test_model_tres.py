@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from iqa4k.models import tres
-from iqa4k.models._common import deterministic_init
+from iqa4k.testing import deterministic_init
 
 from .conftest import official_keys
 
@@ -145,25 +145,3 @@ def test_position_encoding_layout():
     assert torch.equal(grid[0, :, 4:], grid[3, :, 4:])
     angle = torch.tensor(2 * torch.pi * 3 / (7 + 1e-6))  # row 3 (1-based), frequency 1
     torch.testing.assert_close(grid[2, 0, :2], torch.stack((angle.sin(), angle.cos())))
-
-
-def test_only_224_crops_and_known_options(model):
-    with pytest.raises(ValueError, match="224x224"):
-        model(torch.zeros(1, 3, 256, 256))
-    with pytest.raises(TypeError):
-        tres.build(scale=2)
-    with pytest.raises(ValueError, match="backbone"):
-        tres.build(backbone="resnet101")
-
-
-def test_protocol_and_releases():
-    assert tres.TReS.net_input is tres.NET_INPUT
-    assert tres.NET_INPUT.size == 224
-    p = tres.PROTOCOL
-    assert (p.n_crops, p.resize, p.centre) == (50, (512, 384), False)
-    assert set(tres.RELEASES) == {"koniq", "live"}
-    for release in tres.RELEASES.values():
-        assert release.filename == "bestmodel_1_2021"
-        assert release.format == "state_dict" and release.sha256 is None
-        assert "149CcTlnVX3fXmNFmnFRwUmX0PL8jd5vf" in release.url
-        assert "noncommercial" in release.licence

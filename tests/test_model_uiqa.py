@@ -17,7 +17,7 @@ from PIL import Image
 from torchvision import transforms
 
 from iqa4k.models import uiqa
-from iqa4k.models._common import deterministic_init
+from iqa4k.testing import deterministic_init
 
 from .conftest import fixture_path, load_rgb, official_keys
 
@@ -148,9 +148,9 @@ def test_aesthetic_view_geometry_matches_torchvision(h: int, w: int) -> None:
 
 
 def test_module_data() -> None:
-    assert uiqa.UIQA.net_input == uiqa.NET_INPUT and uiqa.NET_INPUT.size == 480
-    release = uiqa.RELEASES["uhd-iqa"]
-    assert release.filename == "UIQA.pth" and release.format == "state_dict"
-    assert release.sha256 is None and "dropbox.com" in release.url
+    assert uiqa.ENTRY.inputs.net_input is uiqa.NET_INPUT and uiqa.NET_INPUT.size == 480
+    release = uiqa.RELEASES["uhd-iqa"].file
+    assert release.filename == "UIQA.pth" and release.sha256 is None
+    assert "dropbox.com" in release.url
     with pytest.raises(TypeError):
         uiqa.build(scale=0.5)

@@ -16,8 +16,8 @@ from iqa4k.classic import brisque as brisque_mod
 from iqa4k.classic import niqe as niqe_mod
 from iqa4k.classic import nss
 from iqa4k.classic.brisque import brisque
+from iqa4k.classic.matlab import imresize, resize_weights
 from iqa4k.classic.niqe import niqe
-from iqa4k.matlab import imresize, resize_weights
 
 from .conftest import fixture_path, load_rgb
 

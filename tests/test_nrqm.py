@@ -25,11 +25,12 @@ import iqa4k
 from iqa4k import weights
 from iqa4k.classic import nrqm as nrqm_mod
 from iqa4k.classic import nrqm_features as nf
+from iqa4k.classic.steerable import build_sf_pyramid, reconstruct_sf_pyramid
 from iqa4k.color import rgb_to_y
 from iqa4k.errors import InputError, IQAError, WeightsNotFoundError
 from iqa4k.metric import Metric
+from iqa4k.metric_spec import Setup
 from iqa4k.registry import METRICS, MetricSpec, Option
-from iqa4k.steerable import build_sf_pyramid, reconstruct_sf_pyramid
 
 from .conftest import fixture_path, load_rgb
 
@@ -560,7 +561,7 @@ def test_metric_setup_runs_once_at_creation_and_feeds_every_call():
 
     def setup(options):
         calls.append(dict(options))
-        return {"offset": options["base"] + 1.0}
+        return Setup({"offset": options["base"] + 1.0})
 
     def function(x, *, offset):
         return x.flatten(1).mean(1) + offset
@@ -576,9 +577,10 @@ def test_metric_setup_runs_once_at_creation_and_feeds_every_call():
         function=function,
         options={"base": Option(1.0, "base"), "data_range": Option(1.0, "range")},
         setup=setup,
+        range_option="data_range",
     )
     metric = Metric(spec, base=2.0)
-    assert calls == [{"base": 2.0}]  # data_range is not a call option
+    assert calls == [{"base": 2.0}]  # the range option is not a call option
     x = torch.zeros(2, 3, 8, 8)
     assert metric(x).tolist() == [3.0, 3.0] and metric(x).tolist() == [3.0, 3.0]
     assert len(calls) == 1

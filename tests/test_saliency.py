@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from iqa4k.saliency import MAP_WIDTH, salient_window, spectral_residual
+from iqa4k.models.saliency import MAP_WIDTH, salient_window, spectral_residual
 
 
 @pytest.mark.parametrize("where", [(600, 1100), (50, 80), (650, 40)])

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from iqa4k.errors import InputError
-from iqa4k.sampling import centre_position, crop, grid_positions, positions, random_positions
+from iqa4k.models.sampling import centre_position, crop, grid_positions, positions, random_positions
 
 
 def test_random_positions_are_seeded_and_reach_every_edge():

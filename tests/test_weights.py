@@ -30,8 +30,8 @@ def weight_entry(tmp_path, monkeypatch):
         sha256=weights.sha256_of(source),
         licence="test data",
         metrics=("dummy",),
-        pass_as="create_metric('dummy', model_path='/path/to/params.bin')",
-        fetch_as="create_metric('dummy', download=True)",
+        option="model_path",
+        download_option="download",
     )
     monkeypatch.setitem(weights.REGISTRY, "testfile", entry)
     return entry, source
@@ -128,7 +128,7 @@ def test_a_hash_prefix_is_checked_like_torch_hub(weight_entry):
 
 def test_a_file_published_on_a_page_is_never_fetched(weight_entry, monkeypatch):
     entry, _ = weight_entry
-    page = weights.WeightsFile(**{**entry.__dict__, "fetch_as": ""})
+    page = weights.WeightsFile(**{**entry.__dict__, "url": "https://drive.google.com/drive/x"})
     monkeypatch.setitem(weights.REGISTRY, "testfile", page)
     with pytest.raises(WeightsNotFoundError, match="published on a page") as err:
         weights.resolve("testfile", download=True)

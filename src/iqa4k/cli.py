@@ -19,7 +19,7 @@ from .registry import METRICS, get_spec
 from .report.maps import overlay_writer
 from .report.plots import plot_evaluation
 from .report.tables import evaluation_table, metric_info, metric_table, score_summary
-from .scoring import metric_names, score
+from .scoring import metric_names, score_files
 
 __all__ = ["build_parser", "main", "parse_value"]
 
@@ -85,7 +85,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
 def _cmd_score(args: argparse.Namespace) -> int:
     if args.ref and all(get_spec(m).kind == "NR" for m in metric_names(args.metrics)):
         print("note: --ref is ignored: no full-reference metric is selected", file=sys.stderr)
-    run = score(
+    run = score_files(
         args.dist,
         args.metrics,
         args.output,
@@ -126,12 +126,14 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_convert(args: argparse.Namespace) -> int:
-    from .models.as_metric import convert
+    from .models import get_entry
+    from .models.loading import convert
 
     spec = get_spec(args.metric)
     if spec.model is None:
         raise OptionError(f"{spec.name} is not a deep model; it has no checkpoint to convert")
-    out = convert(spec, args.file, args.output)
+    model, release = spec.model
+    out = convert(get_entry(model), release, args.file, args.output)
     print(f"{args.file} -> {out} ({spec.name}: {spec.model[0]}, release {spec.model[1]})")
     return 0
 

@@ -1,6 +1,6 @@
 """``iqa4k demo``: degrade a bundled photo the way SR pipelines do and score every version.
 
-The scoring goes through :func:`iqa4k.scoring.score`, the routine behind ``iqa4k score``, so
+The scoring goes through :func:`iqa4k.scoring.score_files`, the routine behind ``iqa4k score``, so
 the demo exercises exactly what users run: files on disk, pairing, batching and the CSV.
 """
 
@@ -16,11 +16,12 @@ from .degrade import sr_suite
 from .errors import WeightsNotFoundError
 from .io import load_image, save_image
 from .metric import create_metric
-from .models.as_metric import weights_on_disk
+from .models import get_entry
+from .models.loading import weights_on_disk
 from .registry import METRICS
 from .report import write_html
 from .report.tables import score_table
-from .scoring import ScoreRun, score
+from .scoring import ScoreRun, score_files
 
 __all__ = ["SAMPLE", "demo_main", "ready_metrics", "run_demo", "sample_image"]
 
@@ -53,7 +54,7 @@ def ready_metrics() -> list[str]:
     """Every registered metric whose parameter files are on disk; the others are named."""
     ready = []
     for name, spec in METRICS.items():
-        if spec.model is not None and not weights_on_disk(spec):
+        if spec.model is not None and not weights_on_disk(get_entry(spec.model[0]), spec.model[1]):
             print(f"note: {name} skipped, its weights are not in the iqa4k cache", file=sys.stderr)
             continue  # the demo never downloads
         try:
@@ -73,7 +74,7 @@ def _run(out_dir: str | Path, progress: bool) -> tuple[Path, ScoreRun]:
     ref, paths = _make_images(out / "images")
     metrics = ready_metrics()  # FR ones are scored against ref, NR ones alone
     # All versions share one size, so a batch of 8 halves the time; results do not change.
-    run = score(
+    run = score_files(
         paths,
         metrics,
         out / "scores.csv",

@@ -16,7 +16,7 @@ from .errors import InputError, OptionError
 from .registry import METRICS
 from .scoring import ERROR, REF, read_csv
 
-__all__ = ["IMAGE_COLUMNS", "MOS_COLUMNS", "Evaluation", "MetricEvaluation", "evaluate_csv"]
+__all__ = ["IMAGE_COLUMNS", "MOS_COLUMNS", "EvaluationRun", "MetricEvaluation", "evaluate_csv"]
 
 # Columns tried, in order, when the image or MOS column is not named.
 IMAGE_COLUMNS = ("image", "dist", "dist_name", "image_name", "filename", "name")
@@ -25,21 +25,21 @@ MOS_COLUMNS = ("mos", "dmos", "score", "MOS")
 
 @dataclass
 class MetricEvaluation:
-    """One score column: the matched (score, MOS) pairs and its ``stats.Evaluation``, or
+    """One score column: the matched (score, MOS) pairs and its ``stats.Agreement``, or
     the reason it has none in ``error``.
     """
 
     name: str
     scores: list[float]
     mos: list[float]
-    result: Any = None  # stats.Evaluation; scipy is imported only when evaluating
+    result: Any = None  # stats.Agreement; scipy is imported only when evaluating
     error: str = ""
     left_out: int = 0  # matched rows with an empty or non-finite score
     higher_is_better: bool | None = None  # None: not a registered metric, used as is
 
 
 @dataclass
-class Evaluation:
+class EvaluationRun:
     """The whole join: the files and columns used, the counts, and one entry per metric."""
 
     scores: str
@@ -87,7 +87,7 @@ def evaluate_csv(
     image_column: str | None = None,
     fit: str = "5pl",
     n_boot: int = 1000,
-) -> Evaluation:
+) -> EvaluationRun:
     """Join the scores CSV with the MOS CSV by image name and evaluate each score column.
 
     ``mos_column``/``image_column`` name the MOS file's columns (default: the first of
@@ -131,7 +131,7 @@ def evaluate_csv(
     if len(matched) < 3:
         raise InputError(f"only {len(matched)} image(s) have both a score and a MOS; need >= 3")
 
-    run = Evaluation(
+    run = EvaluationRun(
         scores=str(scores_path),
         mos=str(mos_path),
         mos_column=mos_col,

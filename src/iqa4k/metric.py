@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
 import numpy as np
@@ -10,7 +9,8 @@ import torch
 
 from .errors import InputError, OptionError
 from .io import to_batch
-from .registry import MetricSpec, get_spec
+from .metric_spec import MetricSpec, Setup
+from .registry import get_spec
 
 ImageInput = Any  # tensor, array, PIL image, path, or a list of those; see iqa4k.io.to_batch
 
@@ -25,26 +25,21 @@ class Metric(torch.nn.Module):
 
     def __init__(self, spec: MetricSpec, device: str | torch.device | None = None, **options):
         super().__init__()
-        self.spec = spec
+        self.info = spec  # the registry entry: name, kind, direction, range, options, citation
         self.options = spec.resolve(options)
-        call = {k: v for k, v in self.options.items() if k != "data_range"}
+        call = {k: v for k, v in self.options.items() if k != spec.range_option}
         # Metrics with a parameter file load it now, once (spec.setup): a missing file fails here.
-        self._call_options = spec.setup(call) if spec.setup is not None else call
+        prepared = spec.setup(call) if spec.setup is not None else Setup(call)
+        self._call_options = prepared.call
+        for key, module in prepared.modules.items():  # a deep metric's network follows .to()
+            self.add_module(key, module)
         # None keeps inputs where they are (tensors) or on the CPU (decoded files).
         self.device = torch.device(device) if device is not None else None
-        for key, value in self._call_options.items():
-            if isinstance(value, torch.nn.Module):  # a deep metric's network follows .to()
-                self.add_module(key, value)
         if self.device is not None:
             self.to(self.device)
 
-    @property
-    def info(self) -> MetricSpec:
-        """The registry entry: name, kind, direction, score range, options, citation."""
-        return self.spec
-
     def extra_repr(self) -> str:
-        return f"{self.spec.name!r}, " + ", ".join(f"{k}={v!r}" for k, v in self.options.items())
+        return f"{self.info.name!r}, " + ", ".join(f"{k}={v!r}" for k, v in self.options.items())
 
     def forward(self, dist: ImageInput, ref: ImageInput | None = None) -> torch.Tensor:
         return self._evaluate(dist, ref, self._call_options)
@@ -54,36 +49,32 @@ class Metric(torch.nn.Module):
     ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Scores ``[B]`` and one quality map ``[H,W]`` per image (deep crop-based metrics:
         per-patch scores where the model has them, else per crop; NaN where no crop fell)."""
-        if not self.has_maps:
-            raise OptionError(f"{self.spec.name} has no quality maps (deep crop-based models do)")
+        if not self.info.has_maps:
+            raise OptionError(f"{self.info.name} has no quality maps (deep crop-based models do)")
         maps: list[torch.Tensor] = []
         scores = self._evaluate(dist, ref, {**self._call_options, "maps": maps})
         return scores, maps
 
-    @property
-    def has_maps(self) -> bool:
-        return "maps" in inspect.signature(self.spec.function).parameters
-
     def _evaluate(self, dist: ImageInput, ref: ImageInput | None, options: dict) -> torch.Tensor:
         x = self._to_batch(dist)
-        if self.spec.kind == "NR":
+        if self.info.kind == "NR":
             if ref is not None:
-                raise InputError(f"{self.spec.name} is a no-reference metric: do not pass ref")
-            return self.spec.function(x, **options)
+                raise InputError(f"{self.info.name} is a no-reference metric: do not pass ref")
+            return self.info.function(x, **options)
         if ref is None:
-            raise InputError(f"{self.spec.name} is a full-reference metric: pass ref")
+            raise InputError(f"{self.info.name} is a full-reference metric: pass ref")
         y = self._to_batch(ref).to(x.device)
         if y.shape[0] == 1 and x.shape[0] > 1:  # one reference for a batch of versions of it
             y = y.expand(x.shape[0], -1, -1, -1)
         if x.shape != y.shape:
             raise InputError(
-                f"{self.spec.name}: distorted and reference images differ in size: "
+                f"{self.info.name}: distorted and reference images differ in size: "
                 f"{_describe(x)} vs {_describe(y)}"
             )
-        return self.spec.function(x, y, **options)
+        return self.info.function(x, y, **options)
 
     def _to_batch(self, images: ImageInput) -> torch.Tensor:
-        scale = self.options.get("data_range", 1.0)
+        scale = self.options[self.info.range_option] if self.info.range_option else 1.0
         if scale != 1.0:
             if isinstance(images, torch.Tensor) and images.is_floating_point():
                 images = images / scale

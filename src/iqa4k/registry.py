@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
-from .classic.specs import SPECS as _CLASSIC
+from .classic.table import SPECS as _CLASSIC
 from .errors import OptionError
-from .models.specs import SPECS as _DEEP
-from .spec import MetricSpec, Option
+from .metric_spec import MetricSpec, Option
+from .models.table import SPECS as _DEEP
 
 __all__ = ["METRICS", "MetricSpec", "Option", "get_spec"]
 

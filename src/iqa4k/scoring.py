@@ -24,7 +24,7 @@ from .errors import ImageReadError, InputError, IQAError, OptionError
 from .metric import Metric, create_metric
 from .registry import MetricSpec, get_spec
 
-__all__ = ["ERROR", "IMAGE", "REF", "ScoreRun", "metric_names", "read_csv", "score"]
+__all__ = ["ERROR", "IMAGE", "REF", "ScoreRun", "metric_names", "read_csv", "score_files"]
 
 # Receives each quality map: (image path, metric name, image [3,H,W], map [H,W]).
 MapSink = Callable[[Path, str, torch.Tensor, torch.Tensor], None]
@@ -44,7 +44,7 @@ class ScoreRun:
     resumed: int = 0
 
 
-def score(
+def score_files(
     dist: str | Path | Sequence[str | Path],
     metrics: str | Sequence[str],
     out: str | Path,
@@ -82,7 +82,7 @@ def score(
     done = {_key(r[IMAGE]) for r in kept}
     todo = [p for p in pairs if _key(p[0]) not in done]
     run = ScoreRun(out=out, metrics=names, rows=list(kept), resumed=len(pairs) - len(todo))
-    if on_map is not None and not any(m.has_maps for m in models.values()):
+    if on_map is not None and not any(m.info.has_maps for m in models.values()):
         raise OptionError("none of " + ", ".join(names) + " has quality maps")
 
     bar = tqdm(
@@ -351,7 +351,7 @@ def _score_one(
 ) -> list[float]:
     inputs = (x, y) if model.info.kind == "FR" else (x,)
     with torch.inference_mode():
-        if on_map is None or not model.has_maps:
+        if on_map is None or not model.info.has_maps:
             s = model(*inputs)
         else:
             s, maps = model.with_maps(*inputs)

@@ -19,7 +19,7 @@ from .errors import InputError, OptionError
 
 __all__ = [
     "Comparison",
-    "Evaluation",
+    "Agreement",
     "LogisticFit",
     "bootstrap_ci",
     "compare",
@@ -413,7 +413,7 @@ def _jsonable(v: Any) -> Any:
 
 
 @dataclass(frozen=True)
-class Evaluation:
+class Agreement:
     """Agreement of one metric with MOS; plcc/rmse/mae are after the fit, in MOS units."""
 
     n: int
@@ -442,7 +442,7 @@ def evaluate(
     level: float = 0.95,
     seed: int = 0,
     higher_is_better: bool | None = None,
-) -> Evaluation:
+) -> Agreement:
     """SRCC, KRCC, raw PLCC, then PLCC/RMSE/MAE after the logistic fit, with bootstrap CIs.
 
     CIs keep the full-sample fit and resample (fitted, MOS) pairs: no refit, so they ignore the
@@ -471,7 +471,7 @@ def evaluate(
     if n_boot:
         reps = _bootstrap(list(columns.values()), y, n_boot, seed)
         ci = {name: _interval(r, level) for name, r in zip(columns, reps, strict=True)}
-    return Evaluation(n=x.size, fit=lf, ci=ci, level=level, negated=negated, **point)
+    return Agreement(n=x.size, fit=lf, ci=ci, level=level, negated=negated, **point)
 
 
 # --------------------------------------------------------------------------- significance

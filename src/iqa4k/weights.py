@@ -22,32 +22,71 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlparse
 
 from .errors import WeightsNotFoundError
 
 _CHUNK = 1 << 20
 
 
+# Hosts whose links lead to a page rather than the file (a preview, a folder listing, a virus
+# scan warning): their files are fetched by hand.
+_PAGE_HOSTS = ("drive.google.com", "www.dropbox.com", "dropbox.com")
+
+
 @dataclass(frozen=True)
 class WeightsFile:
-    """One downloadable parameter file."""
+    """One downloadable parameter file: where it is published, and which metrics read it."""
 
-    name: str  # registry key, also the cache sub-directory
     filename: str  # the file's own name, as published
-    url: str  # public address for a manual or an explicit download
+    url: str  # direct link when there is one, else the page it is published on
     sha256: str | None  # None: not known here, the download is not verified
     licence: str  # licence and provenance, shown in error messages
-    metrics: tuple[str, ...]  # the metrics that read it, for the instructions in errors
-    pass_as: str  # the call that passes a copy the user has, for the instructions
-    fetch_as: str = ""  # the call that downloads it; "" when the URL is a page, not a file
+    note: str = ""  # what the file holds and how it was trained or obtained
+    # Set when registered (models register their releases under "<model>-<release>"):
+    name: str = ""  # registry key, also the cache sub-directory
+    metrics: tuple[str, ...] = ()  # the metrics that read it, for the instructions in errors
+    option: str = "weights"  # the metric option that passes a copy the user has
+    download_option: str = ""  # the option that allows a download; "": allowed by default
+
+    @property
+    def direct(self) -> bool:
+        """Whether the URL serves the file itself (so iqa4k can fetch it)."""
+        return urlparse(self.url).hostname not in _PAGE_HOSTS
+
+    @property
+    def pass_as(self) -> str:
+        """The call that passes a copy the user has."""
+        return f"create_metric('{self.metrics[0]}', {self.option}='/path/to/{self.filename}')"
+
+    @property
+    def fetch_as(self) -> str:
+        """The call that downloads the file into the cache; "" when the URL is a page."""
+        if not self.direct:
+            return ""
+        allow = f", {self.download_option}=True" if self.download_option else ""
+        return f"create_metric('{self.metrics[0]}'{allow})"
 
     def matches(self, digest: str) -> bool:
         """Whether hex ``digest`` fits the known SHA-256 (full, or a torch.hub-style prefix)."""
         return self.sha256 is None or digest.lower().startswith(self.sha256.lower())
 
 
-REGISTRY: dict[str, WeightsFile] = {
-    "nrqm": WeightsFile(
+REGISTRY: dict[str, WeightsFile] = {}
+
+
+def register(entry: WeightsFile) -> WeightsFile:
+    """Add ``entry`` to :data:`REGISTRY`; called when the package is imported."""
+    if not entry.name or not entry.metrics:
+        raise ValueError(f"{entry.filename}: a registered file needs a name and its metrics")
+    if REGISTRY.get(entry.name, entry) != entry:
+        raise ValueError(f"two different parameter files are called {entry.name!r}")
+    REGISTRY[entry.name] = entry
+    return entry
+
+
+register(
+    WeightsFile(
         name="nrqm",
         filename="model.mat",
         url="https://raw.githubusercontent.com/chaoma99/sr-metric/master/model.mat",
@@ -56,15 +95,10 @@ REGISTRY: dict[str, WeightsFile] = {
         sha256=None,
         licence="MIT licence, (c) Chao Ma; github.com/chaoma99/sr-metric (Ma et al., CVIU 2017)",
         metrics=("nrqm", "pi"),
-        pass_as="create_metric('nrqm', model_path='/path/to/model.mat')",
-        fetch_as="create_metric('nrqm', download=True)",
-    ),
-}
-
-
-def register(entry: WeightsFile) -> WeightsFile:
-    """Add ``entry`` to :data:`REGISTRY` (deep models register their releases on first use)."""
-    return REGISTRY.setdefault(entry.name, entry)
+        option="model_path",
+        download_option="download",
+    )
+)
 
 
 def cache_dir() -> Path:

@@ -16,8 +16,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..backend import cpu_inference
-from ..matlab import fspecial_gaussian_1d
+from .backend import cpu_inference
+from .matlab import fspecial_gaussian_1d
 
 _BORDER = cv2.BORDER_REFLECT  # any mode: the border samples are cropped away
 

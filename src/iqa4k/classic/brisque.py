@@ -24,7 +24,7 @@ import torch
 from scipy.special import gamma
 
 from ..errors import InputError
-from ..matlab import imresize
+from .matlab import imresize
 from .nss import aggd_fit, ggd_fit, image_sums, luma_255, mscn
 
 SVR_MODEL = "brisque_live_svr.npz"

@@ -24,7 +24,7 @@ import torch
 from scipy.special import gamma
 
 from ..errors import InputError, OptionError
-from ..matlab import imresize
+from .matlab import imresize
 from .nss import aggd_fit, block_sums, luma_255, mscn
 
 PRISTINE_MODEL = "niqe_pris_params.npz"

@@ -22,9 +22,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from .. import matfile, weights
+from .. import weights
 from ..color import to_channels
 from ..errors import IQAError
+from ..metric_spec import Setup
+from . import matfile
 from .niqe import niqe
 from .nrqm_features import F1_SIZE, F2_SIZE, F3_SIZE, nrqm_features
 
@@ -166,15 +168,15 @@ def load_model(path: str | Path) -> NRQMModel:
     return NRQMModel(forests=forests, linear=linear, source=source)
 
 
-def setup(options: Mapping[str, Any]) -> dict[str, Any]:
+def setup(options: Mapping[str, Any]) -> Setup:
     """Metric setup: find and load ``model.mat`` once, when the metric is created.
 
-    Returns the call options with ``model_path``/``download`` replaced by the loaded model.
+    The call gets the loaded model in place of ``model_path``/``download``.
     """
     call = {k: v for k, v in options.items() if k not in ("model_path", "download")}
     path = weights.resolve("nrqm", options.get("model_path") or None, options.get("download"))
     call["model"] = load_model(path)
-    return call
+    return Setup(call)
 
 
 # ------------------------------------------------------------------------------ metrics

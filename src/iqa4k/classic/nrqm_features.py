@@ -33,10 +33,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..backend import cpu_inference
 from ..errors import InputError
-from ..matlab import fspecial_gaussian_1d, imresize
-from ..steerable import build_sf_pyramid
+from .backend import cpu_inference
+from .matlab import fspecial_gaussian_1d, imresize
+from .steerable import build_sf_pyramid
 
 F1_SIZE, F2_SIZE, F3_SIZE = 18, 45, 75
 MIN_SIZE = 45  # smallest side for which every feature exists (guard bands, 11x11 windows)

@@ -28,7 +28,7 @@ import torch
 from scipy.special import gamma
 
 from ..color import RGB2GRAY, RGB2Y_BT601, Y_OFFSET
-from ..matlab import fspecial_gaussian_1d
+from .matlab import fspecial_gaussian_1d
 
 MSCN_WINDOW = (7, 7.0 / 6.0)  # size and sigma of the Gaussian window
 PADDINGS = {"replicate": cv2.BORDER_REPLICATE, "zeros": cv2.BORDER_CONSTANT}

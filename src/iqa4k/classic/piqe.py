@@ -39,10 +39,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..backend import cpu_inference
 from ..color import to_channels
 from ..errors import InputError, OptionError
-from ..matlab import fspecial_gaussian_1d
+from .backend import cpu_inference
+from .matlab import fspecial_gaussian_1d
 
 _GAUSS_SIZE = 7
 _GAUSS_SIGMA = 7.0 / 6.0

@@ -5,8 +5,8 @@ from __future__ import annotations
 import cv2
 import torch
 
-from ..backend import cpu_inference
-from ._common import prepare_pair
+from .backend import cpu_inference
+from .prepare import prepare_pair
 
 
 def psnr(

@@ -15,11 +15,11 @@ from collections.abc import Sequence
 
 import torch
 
-from ..backend import cpu_inference
 from ..errors import InputError
-from ..matlab import box_downsample
-from ._common import prepare_pair
 from ._window import local_moments
+from .backend import cpu_inference
+from .matlab import box_downsample
+from .prepare import prepare_pair
 
 MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
 

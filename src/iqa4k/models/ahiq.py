@@ -25,19 +25,19 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-import timm
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchvision.ops import DeformConv2d
 
-from ._common import HALF, NetInput, Release, TestProtocol
-from .checkpoint import load_into
+from ..weights import WeightsFile
+from .checkpoint import load_into, strip_prefix
+from .entry import HALF, CropProtocol, ModelEntry, NetInput, Release
+from .inputs import Crops
 
 # data/pipal.py: RGB / 255, then (x - 0.5) / 0.5; the ResNet gets the same [-1, 1] input (R)
 NET_INPUT = NetInput(size=224, mean=HALF, std=HALF)
 
-PROTOCOL = TestProtocol(
+PROTOCOL = CropProtocol(
     n_crops=20,
     source=(
         "test.py Test.test with options/test_options.py defaults: n_ensemble=20 random "
@@ -57,42 +57,48 @@ VIT_TAGS = {
 
 RELEASES: dict[str, Release] = {
     "pipal": Release(
-        filename="AHIQ_vit_p8_epoch33.pth",
-        url=_DRIVE,
-        sha256=None,
-        format="ahiq_heads",
-        options={"patch_size": 8},
-        licence="MIT",
-        note=(
-            "Official PIPAL (NTIRE 2022 FR) checkpoint from the Google Drive folder of the "
-            "README (download.sh: gdown ids 1Nk-IpjnDNXbWacoh3T69wkSYhYYWip2W and "
-            "1Jr2nLnhMA0f0uPEjMG7sH-T4WfIEasXn). A dict with regressor_model_state_dict and "
-            "deform_net_model_state_dict (plus optimizer state): heads only; load with "
-            "load_official_heads and take the backbones from the two timm releases below. "
-            "The file name is the one third-party loaders of this folder use."
+        file=WeightsFile(
+            filename="AHIQ_vit_p8_epoch33.pth",
+            url=_DRIVE,
+            sha256=None,
+            licence="MIT",
+            note=(
+                "Official PIPAL (NTIRE 2022 FR) checkpoint from the Google Drive folder of the "
+                "README (download.sh: gdown ids 1Nk-IpjnDNXbWacoh3T69wkSYhYYWip2W and "
+                "1Jr2nLnhMA0f0uPEjMG7sH-T4WfIEasXn). A dict with regressor_model_state_dict and "
+                "deform_net_model_state_dict (plus optimizer state): heads only; load with "
+                "load_official_heads and take the backbones from the two timm releases below. "
+                "The file name is the one third-party loaders of this folder use."
+            ),
         ),
+        metric="ahiq",
+        summary="AHIQ (ViT + ResNet-50, deformable fusion), full-reference, trained on PIPAL.",
+        options={"patch_size": 8},
+        needs=(RESNET_TAG, VIT_TAGS[8]),
     ),
     RESNET_TAG: Release(
-        filename="resnet50.a1_in1k.safetensors",
-        url=_HF.format(RESNET_TAG),
-        sha256=None,
-        format="safetensors",
-        licence="Apache-2.0",
-        note=(
-            "ResNet-50 backbone: timm's RSB A1 weights, which timm 0.5.4 (the official "
-            "requirement) loads for pretrained 'resnet50'. Load with load_backbones."
+        file=WeightsFile(
+            filename="resnet50.a1_in1k.safetensors",
+            url=_HF.format(RESNET_TAG),
+            sha256=None,
+            licence="Apache-2.0",
+            note=(
+                "ResNet-50 backbone: timm's RSB A1 weights, which timm 0.5.4 (the official "
+                "requirement) loads for pretrained 'resnet50'. Load with load_backbones."
+            ),
         ),
     ),
     VIT_TAGS[8]: Release(
-        filename="vit_base_patch8_224.augreg_in21k_ft_in1k.safetensors",
-        url=_HF.format(VIT_TAGS[8]),
-        sha256=None,
-        format="safetensors",
-        licence="Apache-2.0",
-        note=(
-            "ViT-B/8 backbone: AugReg in21k -> in1k weights, which timm 0.5.4 loads for "
-            "pretrained 'vit_base_patch8_224' (timm 1.x defaults to augreg2, the wrong "
-            "weights). Load with load_backbones."
+        file=WeightsFile(
+            filename="vit_base_patch8_224.augreg_in21k_ft_in1k.safetensors",
+            url=_HF.format(VIT_TAGS[8]),
+            sha256=None,
+            licence="Apache-2.0",
+            note=(
+                "ViT-B/8 backbone: AugReg in21k -> in1k weights, which timm 0.5.4 loads for "
+                "pretrained 'vit_base_patch8_224' (timm 1.x defaults to augreg2, the wrong "
+                "weights). Load with load_backbones."
+            ),
         ),
     ),
 }
@@ -113,6 +119,8 @@ class DeformFusion(nn.Module):
         super().__init__()
         # 2 offsets (dy, dx) for each of the 3x3 kernel taps
         self.conv_offset = nn.Conv2d(VIT_CHANNELS, 2 * 3 * 3, 3, padding=1)
+        from torchvision.ops import DeformConv2d  # deferred: see iqa4k.models
+
         self.deform = DeformConv2d(CNN_CHANNELS, CNN_CHANNELS, 3, padding=1)
         # 56 -> 28 always; a further /2 brings the map to the 14x14 grid of ViT-B/16
         self.conv1 = nn.Sequential(
@@ -223,13 +231,13 @@ class AHIQ(nn.Module):
     ``resnet.*`` and ``vit.*`` are timm's own names for the backbones.
     """
 
-    net_input = NET_INPUT
-
     def __init__(self, patch_size: int = 8) -> None:
         super().__init__()
         if patch_size not in VIT_TAGS:
             raise ValueError(f"patch_size must be 8 or 16, got {patch_size!r}")
         self.patch_size = patch_size
+        import timm  # deferred: see iqa4k.models
+
         self.resnet = timm.create_model(RESNET_TAG, pretrained=False)
         self.vit = timm.create_model(VIT_TAGS[patch_size], pretrained=False)
         # heads in the order of the official checkpoint's dicts
@@ -302,15 +310,11 @@ class AHIQ(nn.Module):
         return score
 
 
-def _strip_module(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    return {k.removeprefix("module."): v for k, v in state.items()}
-
-
 def load_official_heads(model: AHIQ, checkpoint: Mapping[str, object]) -> AHIQ:
     """Load an official checkpoint dict (``regressor_model_state_dict``,
     ``deform_net_model_state_dict``) strictly into ``model.regressor`` / ``model.deform_net``."""
-    model.regressor.load_state_dict(_strip_module(checkpoint["regressor_model_state_dict"]))
-    model.deform_net.load_state_dict(_strip_module(checkpoint["deform_net_model_state_dict"]))
+    model.regressor.load_state_dict(strip_prefix(checkpoint["regressor_model_state_dict"]))
+    model.deform_net.load_state_dict(strip_prefix(checkpoint["deform_net_model_state_dict"]))
     return model
 
 
@@ -325,26 +329,33 @@ def load_backbones(
     return model
 
 
-def extra_releases(patch_size: int = 8) -> tuple[str, str]:
-    """The backbone releases an official (heads-only) checkpoint needs beside it."""
-    return RESNET_TAG, VIT_TAGS[patch_size]
-
-
-def load_release(model: AHIQ, state: Mapping[str, object], fetch: Callable[[str], Mapping]) -> AHIQ:
+def load_checkpoint(
+    model: AHIQ, state: Mapping[str, object], fetch: Callable[[str], Mapping]
+) -> None:
     """Load a checkpoint: ours holds every weight; an official one only the heads, so the
-    backbones come from their timm releases through ``fetch(release_name)``."""
+    backbones come from their timm releases through ``fetch(release)``."""
     if "regressor_model_state_dict" not in state:
         load_into(model, state, "AHIQ checkpoint")
-        return model
+        return
     load_official_heads(model, state)
-    resnet, vit = (fetch(name) for name in extra_releases(model.patch_size))
-    return load_backbones(model, _tensors(resnet), _tensors(vit))
-
-
-def _tensors(state: Mapping[str, object]) -> dict[str, torch.Tensor]:
-    return {k: v for k, v in state.items() if k != "__metadata__"}
+    load_backbones(model, fetch(RESNET_TAG), fetch(VIT_TAGS[model.patch_size]))
 
 
 def build(patch_size: int = 8) -> AHIQ:
     """AHIQ with random weights (``patch_size`` 8, the official default, or 16)."""
     return AHIQ(patch_size=patch_size)
+
+
+ENTRY = ModelEntry(
+    name="ahiq",
+    build=build,
+    inputs=Crops(NET_INPUT, PROTOCOL, patch_scores=True),
+    releases=RELEASES,
+    citation=(
+        "S. Lao, Y. Gong, S. Shi, S. Yang, T. Wu, J. Wang, W. Xia, Y. Yang. Attentions help "
+        "CNNs see better: attention-based hybrid image quality assessment network. CVPR "
+        "Workshops (NTIRE), 2022."
+    ),
+    kind="FR",
+    load=load_checkpoint,
+)

@@ -127,12 +127,12 @@ def strip_prefix(state: Mapping[str, torch.Tensor], prefix: str = "module.") -> 
     return {(k[len(prefix) :] if k.startswith(prefix) else k): v for k, v in state.items()}
 
 
-def read_checkpoint(path: str | Path) -> dict[str, Any]:
-    """The contents of a checkpoint file, read without executing code from it.
+def read_checkpoint(path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(state, meta)``: the contents of a checkpoint file, read without executing code.
 
-    Returns a flat ``{name: tensor}`` state_dict with any ``module.`` prefix removed, or for
-    files that hold several state_dicts (AHIQ), a dict of such state_dicts. safetensors files
-    (ours) are read with their metadata under the key ``"__metadata__"``.
+    ``state`` is a flat ``{name: tensor}`` state_dict with any ``module.`` prefix removed, or for
+    files that hold several state_dicts (AHIQ), a dict of such state_dicts. ``meta`` is the
+    JSON metadata of our safetensors files (model, release, options, ...), ``{}`` for others.
     """
     path = Path(path)
     if not path.is_file():
@@ -145,7 +145,7 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         obj = _read_pickled_module(path)  # a whole nn.Module: read inertly
     except Exception as err:  # torch raises several types for damaged files
         raise CheckpointError(f"cannot read checkpoint {path}: {err}") from err
-    return _normalise(obj, path)
+    return _normalise(obj, path), {}
 
 
 def _read_pickled_module(path: Path) -> Any:
@@ -239,14 +239,13 @@ def _is_state_dict(value: Any) -> bool:
     )
 
 
-def _read_safetensors(path: Path) -> dict[str, Any]:
+def _read_safetensors(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     from safetensors import safe_open
 
     with safe_open(str(path), framework="pt") as f:
         state = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - safe_open API
         meta = f.metadata() or {}
-    state["__metadata__"] = json.loads(meta.get("iqa4k", "{}"))
-    return state
+    return state, json.loads(meta.get("iqa4k", "{}"))
 
 
 def save_checkpoint(path: str | Path, state: Mapping[str, torch.Tensor], meta: dict) -> Path:
@@ -262,7 +261,6 @@ def save_checkpoint(path: str | Path, state: Mapping[str, torch.Tensor], meta: d
 
 def load_into(model: torch.nn.Module, state: Mapping[str, torch.Tensor], what: str) -> None:
     """``model.load_state_dict(state, strict=True)`` with an error that lists the mismatch."""
-    state = {k: v for k, v in state.items() if k != "__metadata__"}
     own = model.state_dict()
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))

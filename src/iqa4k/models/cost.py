@@ -8,15 +8,11 @@ element-wise work is not, as in the papers' tables (fvcore, thop, ptflops count 
 from __future__ import annotations
 
 import functools
-import inspect
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from ..sampling import grid_positions
-from . import model_module
-
-UHD = (2160, 3840)  # height, width of the image the costs are quoted for
+from . import get_entry
 
 
 def _deform_conv2d_flops(input_shape, weight_shape, *args, out_shape, **kwargs) -> int:
@@ -31,7 +27,7 @@ def _deform_conv2d_flops(input_shape, weight_shape, *args, out_shape, **kwargs) 
 def _meta_network(model: str, options: tuple) -> torch.nn.Module:
     """``model`` built on the ``meta`` device (shapes only, no memory), once per options."""
     with torch.device("meta"):
-        return model_module(model).build(**dict(options)).eval()
+        return get_entry(model).build(**dict(options)).eval()
 
 
 def parameters(model: str, **options) -> int:
@@ -42,9 +38,10 @@ def parameters(model: str, **options) -> int:
 
 def macs_per_forward(model: str, batch: int = 1, **options) -> int:
     """MACs of one forward pass of ``model`` on ``batch`` inputs (counted, not run)."""
+    entry = get_entry(model)
     net = _meta_network(model, tuple(sorted(options.items())))
-    size = model_module(model).NET_INPUT.size
-    inputs = [torch.empty(batch, 3, size, size, device="meta") for _ in range(_n_inputs(net))]
+    size = entry.inputs.net_input.size
+    inputs = [torch.empty(batch, 3, size, size, device="meta") for _ in range(entry.n_images)]
     counter = FlopCounterMode(display=False, custom_mapping=_custom_flops())
     with counter, torch.no_grad():
         net(*inputs)
@@ -57,30 +54,11 @@ def _custom_flops() -> dict:
     return {torch.ops.torchvision.deform_conv2d: _deform_conv2d_flops}
 
 
-def _n_inputs(net: torch.nn.Module) -> int:
-    """Images one forward takes: its required positional arguments (AHIQ 2, UIQA 3)."""
-    return sum(
-        p.default is inspect.Parameter.empty and p.kind is p.POSITIONAL_OR_KEYWORD
-        for p in inspect.signature(net.forward).parameters.values()
-    )
-
-
-def crops_per_image(model: str, policy: str, overlap: int = 0, size: tuple = UHD) -> int:
-    """How many network inputs one image of ``size`` costs under ``policy``."""
-    module = model_module(model)
-    protocol = module.PROTOCOL
-    if policy == "official":
-        return 1 if protocol.centre else protocol.n_crops
-    if policy == "centre":
-        return 1
-    return len(grid_positions(*size, module.NET_INPUT.size, overlap))
-
-
 def describe(model: str, policies: tuple[str, ...], **options) -> list[tuple[str, int, float]]:
     """``(policy, crops, GMACs)`` per policy for a 3840x2160 image."""
     per_crop = macs_per_forward(model, **options)
     rows = []
     for policy in policies:
-        n = crops_per_image(model, policy)
+        n = get_entry(model).inputs.per_image(policy)
         rows.append((policy, n, per_crop * n / 1e9))
     return rows

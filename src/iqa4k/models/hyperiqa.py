@@ -28,13 +28,15 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torchvision.models.resnet import Bottleneck
 
-from ._common import IMAGENET_MEAN, IMAGENET_STD, NetInput, Release, TestProtocol
+from ..weights import WeightsFile
+from .entry import IMAGENET_MEAN, IMAGENET_STD, CropProtocol, ModelEntry, NetInput, Release
+from .inputs import Crops
 
 NET_INPUT = NetInput(size=224, mean=IMAGENET_MEAN, std=IMAGENET_STD)
+_EXPANSION = 4  # channels out of a torchvision Bottleneck per unit of its width
 
-PROTOCOL = TestProtocol(
+PROTOCOL = CropProtocol(
     n_crops=25,
     resize=(512, 384),
     source=(
@@ -46,16 +48,19 @@ PROTOCOL = TestProtocol(
 
 RELEASES: dict[str, Release] = {
     "koniq": Release(
-        filename="koniq_pretrained.pkl",
-        url="https://drive.google.com/file/d/1OOUmnbvpGea0LIGpIWEbOyxfWx6UCiiE",
-        sha256=None,
-        format="state_dict",
-        licence="MIT (repository licence of SSL92/hyperIQA; no separate terms for the weights)",
-        note=(
-            "Trained on KonIQ-10k; predicts MOS on about 0-100, higher is better. A plain "
-            "HyperNet state_dict (355 entries) that demo.py loads strictly. Also published on "
-            "Baidu cloud (https://pan.baidu.com/s/1yY3O8DbfTTtUwXn14Mtr8Q, password 1ty8)."
+        file=WeightsFile(
+            filename="koniq_pretrained.pkl",
+            url="https://drive.google.com/file/d/1OOUmnbvpGea0LIGpIWEbOyxfWx6UCiiE",
+            sha256=None,
+            licence="MIT (repository licence of SSL92/hyperIQA; no separate terms for the weights)",
+            note=(
+                "Trained on KonIQ-10k; predicts MOS on about 0-100, higher is better. A plain "
+                "HyperNet state_dict (355 entries) that demo.py loads strictly. Also published on "
+                "Baidu cloud (https://pan.baidu.com/s/1yY3O8DbfTTtUwXn14Mtr8Q, password 1ty8)."
+            ),
         ),
+        metric="hyperiqa",
+        summary="HyperIQA (ResNet-50 + hyper network), KonIQ-10k release.",
     ),
 }
 
@@ -84,7 +89,7 @@ class _LdaBackbone(nn.Module):
             ((64, 3, 1), (128, 4, 2), (256, 6, 2), (512, 3, 2)), start=1
         ):
             setattr(self, f"layer{index}", self._stage(in_ch, width, blocks, stride))
-            in_ch = width * Bottleneck.expansion
+            in_ch = width * _EXPANSION
 
         # taps on stages 1-3: squeeze channels, then a 7x7/7 pool leaves 8x8, 4x4 and 2x2 cells
         for index, (ch, squeezed, cells) in enumerate(
@@ -110,7 +115,9 @@ class _LdaBackbone(nn.Module):
 
     @staticmethod
     def _stage(in_ch: int, width: int, blocks: int, stride: int) -> nn.Sequential:
-        out_ch = width * Bottleneck.expansion
+        from torchvision.models.resnet import Bottleneck  # deferred: see iqa4k.models
+
+        out_ch = width * _EXPANSION
         shortcut = None
         if stride != 1 or in_ch != out_ch:
             shortcut = nn.Sequential(
@@ -137,8 +144,6 @@ class HyperIQA(nn.Module):
     Constructor arguments are ``HyperNet``'s; the defaults are the released configuration
     ``HyperNet(16, 112, 224, 112, 56, 28, 14, 7)``.
     """
-
-    net_input = NET_INPUT
 
     def __init__(
         self,
@@ -199,7 +204,7 @@ class HyperIQA(nn.Module):
         ``target_fc5w`` ``[B,1,14,1,1]``, ``target_fc5b`` ``[B,1]``), so the dict can also be
         given to the official ``TargetNet``.
         """
-        side = self.net_input.size
+        side = NET_INPUT.size
         if x.shape[-2:] != (side, side):
             # the taps' linear layers and the 7x7 hyper features only fit 224x224 crops
             raise ValueError(f"HyperIQA takes {side}x{side} crops, got {tuple(x.shape[-2:])}")
@@ -238,3 +243,15 @@ class HyperIQA(nn.Module):
 def build(**options: int) -> HyperIQA:
     """A HyperIQA with the official random initialisation (no ImageNet weights, no download)."""
     return HyperIQA(**options)
+
+
+ENTRY = ModelEntry(
+    name="hyperiqa",
+    build=build,
+    inputs=Crops(NET_INPUT, PROTOCOL),
+    releases=RELEASES,
+    citation=(
+        "S. Su, Q. Yan, Y. Zhu, C. Zhang, X. Ge, J. Sun, Y. Zhang. Blindly assess image quality "
+        "in the wild guided by a self-adaptive hyper network. CVPR, 2020."
+    ),
+)

@@ -40,17 +40,19 @@ Departures from the official code, none of which changes a score:
 
 from __future__ import annotations
 
-import timm
+import math
+
 import torch
 import torch.nn.functional as F
-from timm.layers import DropPath
 from torch import nn
 
-from ._common import HALF, NetInput, Release, TestProtocol
+from ..weights import WeightsFile
+from .entry import HALF, CropProtocol, ModelEntry, NetInput, Release
+from .inputs import Crops
 
 NET_INPUT = NetInput(size=224, mean=HALF, std=HALF)
 
-PROTOCOL = TestProtocol(
+PROTOCOL = CropProtocol(
     n_crops=20,
     source=(
         "predict_one_image.py (KADID-10k/KonIQ-10k releases): 20 random 224x224 crops of the "
@@ -62,46 +64,59 @@ PROTOCOL = TestProtocol(
 _LICENCE = "Apache-2.0 (repository licence of IIGROUP/MANIQA; no separate terms for the weights)"
 
 RELEASES: dict[str, Release] = {
-    "pipal": Release(
-        filename="ckpt_valid",
-        url="https://github.com/IIGROUP/MANIQA/releases/download/PIPAL22-VALID-CKPT/ckpt_valid",
-        sha256=None,
-        format="pickled_module",
-        options={"scale": 0.13},
-        licence=_LICENCE,
-        note=(
-            "Trained on PIPAL 2022 (NTIRE 2022 NR-IQA); README: PIPAL22 validation SRCC 0.686, "
-            "PLCC 0.707. Published on the release page "
-            "https://github.com/IIGROUP/MANIQA/releases/tag/PIPAL22-VALID-CKPT as a whole "
-            "pickled nn.DataParallel(MANIQA) (torch.save(net)); keys carry 'module.'. pyiqa "
-            "re-hosts it as a state_dict, MANIQA_PIPAL-ae6d356b.pth. Built with scale=0.13."
+    "koniq": Release(
+        file=WeightsFile(
+            filename="ckpt_koniq10k.pt",
+            url="https://github.com/IIGROUP/MANIQA/releases/download/Koniq10k/ckpt_koniq10k.pt",
+            sha256=None,
+            licence=_LICENCE,
+            note=(
+                "Trained on KonIQ-10k images resized to 224x224 (80/20 split, seed 20); "
+                "README: SRCC 0.930, PLCC 0.946 on its 2,015 test images. predict_one_image.py "
+                "scores crops of the un-resized image. A plain state_dict (no prefix). Built "
+                "with scale=0.8."
+            ),
         ),
+        metric="maniqa",
+        summary="MANIQA (ViT-B/8 + transposed attention + Swin), KonIQ-10k release.",
+        options={"scale": 0.8},
+        score_range=(0.0, math.inf),
     ),
     "kadid": Release(
-        filename="ckpt_kadid10k.pt",
-        url="https://github.com/IIGROUP/MANIQA/releases/download/Kadid10k/ckpt_kadid10k.pt",
-        sha256=None,
-        format="state_dict",
-        options={"scale": 0.8},
-        licence=_LICENCE,
-        note=(
-            "Trained on KADID-10k (80/20 split by reference image, seed 20); README: SRCC 0.939, "
-            "PLCC 0.939 on its 2,125 test images. A plain state_dict (no prefix). Built with "
-            "scale=0.8."
+        file=WeightsFile(
+            filename="ckpt_kadid10k.pt",
+            url="https://github.com/IIGROUP/MANIQA/releases/download/Kadid10k/ckpt_kadid10k.pt",
+            sha256=None,
+            licence=_LICENCE,
+            note=(
+                "Trained on KADID-10k (80/20 split by reference image, seed 20); README: SRCC "
+                "0.939, PLCC 0.939 on its 2,125 test images. A plain state_dict (no prefix). "
+                "Built with scale=0.8."
+            ),
         ),
+        metric="maniqa-kadid",
+        summary="MANIQA, KADID-10k release.",
+        options={"scale": 0.8},
+        score_range=(0.0, math.inf),
     ),
-    "koniq": Release(
-        filename="ckpt_koniq10k.pt",
-        url="https://github.com/IIGROUP/MANIQA/releases/download/Koniq10k/ckpt_koniq10k.pt",
-        sha256=None,
-        format="state_dict",
-        options={"scale": 0.8},
-        licence=_LICENCE,
-        note=(
-            "Trained on KonIQ-10k images resized to 224x224 (80/20 split, seed 20); README: "
-            "SRCC 0.930, PLCC 0.946 on its 2,015 test images. predict_one_image.py scores crops "
-            "of the un-resized image. A plain state_dict (no prefix). Built with scale=0.8."
+    "pipal": Release(
+        file=WeightsFile(
+            filename="ckpt_valid",
+            url="https://github.com/IIGROUP/MANIQA/releases/download/PIPAL22-VALID-CKPT/ckpt_valid",
+            sha256=None,
+            licence=_LICENCE,
+            note=(
+                "Trained on PIPAL 2022 (NTIRE 2022 NR-IQA); README: PIPAL22 validation SRCC 0.686, "
+                "PLCC 0.707. Published on the release page "
+                "https://github.com/IIGROUP/MANIQA/releases/tag/PIPAL22-VALID-CKPT as a whole "
+                "pickled nn.DataParallel(MANIQA) (torch.save(net)); keys carry 'module.'. pyiqa "
+                "re-hosts it as a state_dict, MANIQA_PIPAL-ae6d356b.pth. Built with scale=0.13."
+            ),
         ),
+        metric="maniqa-pipal",
+        summary="MANIQA, PIPAL 2022 release (NTIRE 2022 winner).",
+        options={"scale": 0.13},
+        score_range=(0.0, math.inf),
     ),
 }
 
@@ -225,6 +240,8 @@ class SwinBlock(nn.Module):
         self.register_buffer("attn_mask", mask)  # None (not saved) for unshifted blocks
         self.norm1 = nn.LayerNorm(dim)
         self.attn = WindowAttention(dim, window, heads)
+        from timm.layers import DropPath  # deferred: see iqa4k.models
+
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
         self.norm2 = nn.LayerNorm(dim)
         self.mlp = Mlp(dim, hidden)
@@ -315,8 +332,6 @@ def _head(dim: int, drop: float, last: nn.Module) -> nn.Sequential:
 class MANIQA(nn.Module):
     """MANIQA for 224x224 crops normalised to [-1, 1]; returns one score per image."""
 
-    net_input = NET_INPUT
-
     def __init__(
         self,
         scale: float = 0.8,
@@ -333,6 +348,8 @@ class MANIQA(nn.Module):
         transposed-attention blocks and the Swin inputs use 0.1 and the Swin drop path rises
         from 0 to 0.1, fixed as in the official code."""
         super().__init__()
+        import timm  # deferred: see iqa4k.models
+
         self.vit = timm.create_model("vit_base_patch8_224", pretrained=False, img_size=img_size)
         patch = self.vit.patch_embed.patch_size[0]
         self.grid = img_size // patch
@@ -400,3 +417,16 @@ class MANIQA(nn.Module):
 def build(**options) -> MANIQA:
     """A randomly initialised MANIQA; options are the constructor's (``scale``, ...)."""
     return MANIQA(**options)
+
+
+ENTRY = ModelEntry(
+    name="maniqa",
+    build=build,
+    inputs=Crops(NET_INPUT, PROTOCOL, patch_scores=True),
+    releases=RELEASES,
+    citation=(
+        "S. Yang, T. Wu, S. Shi, S. Lao, Y. Gong, M. Cao, J. Wang, Y. Yang. MANIQA: "
+        "Multi-dimension attention network for no-reference image quality assessment. CVPR "
+        "Workshops (NTIRE), 2022."
+    ),
+)

@@ -28,18 +28,19 @@ from __future__ import annotations
 
 from typing import Any
 
-import timm
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._common import HALF, NetInput, Release, TestProtocol
+from ..weights import WeightsFile
+from .entry import HALF, CropProtocol, ModelEntry, NetInput, Release
+from .inputs import Crops
 
 # utils/process.py: RGB / 255, then Normalize(0.5, 0.5) -> [-1, 1]; crops of 224 (timm's
 # maxvit_rmlp_base_rw_224 also declares mean = std = 0.5)
 NET_INPUT = NetInput(size=224, mean=HALF, std=HALF)
 
-PROTOCOL = TestProtocol(
+PROTOCOL = CropProtocol(
     n_crops=15,
     source=(
         "sr4kiqa_inference.py eval_epoch: num_avg_val=15 random 224x224 crops of the full "
@@ -53,22 +54,26 @@ PROTOCOL = TestProtocol(
 
 RELEASES: dict[str, Release] = {
     "pipal": Release(
-        filename="maxiqa_pipal.pth",
-        url="https://drive.google.com/drive/folders/1fFv3BFGcDvrerYEMK9wWPuJzqtF9aRN_",
-        sha256=None,
-        format="state_dict",
-        options={"drop": 0.3, "hidden_dim": 768},
-        licence="none stated (the repository has no LICENSE file)",
-        note=(
-            "PIPAL-trained checkpoint from the Google Drive folder of the README: "
-            "torch.save(net.state_dict()) under nn.DataParallel, so every key starts with "
-            "'module.' (strip it). 1408 entries, backbone included. The folder could not be "
-            "listed where this was written, so the published file name is unknown: "
-            "maxiqa_pipal.pth is the name to save it under (the official inference scripts "
-            "load output9/.../model_maniqa_pipal_epoch5.pth or output8/.../epoch3.pth; which "
-            "training run the release is, is not documented). The code reports SR4KIQA SRCC "
-            ".7474 and QADS SRCC .8682 for a PIPAL-trained model."
+        file=WeightsFile(
+            filename="maxiqa_pipal.pth",
+            url="https://drive.google.com/drive/folders/1fFv3BFGcDvrerYEMK9wWPuJzqtF9aRN_",
+            sha256=None,
+            licence="none stated (the repository has no LICENSE file)",
+            note=(
+                "PIPAL-trained checkpoint from the Google Drive folder of the README: "
+                "torch.save(net.state_dict()) under nn.DataParallel, so every key starts with "
+                "'module.' (strip it). 1408 entries, backbone included. The folder could not be "
+                "listed where this was written, so the published file name is unknown: "
+                "maxiqa_pipal.pth is the name to save it under (the official inference scripts "
+                "load output9/.../model_maniqa_pipal_epoch5.pth or output8/.../epoch3.pth; which "
+                "training run the release is, is not documented). The code reports SR4KIQA SRCC "
+                ".7474 and QADS SRCC .8682 for a PIPAL-trained model."
+            ),
         ),
+        metric="maxiqa",
+        summary="MaxIQA (MaxViT + channel attention + self-attention), trained on PIPAL; 0..1.",
+        options={"drop": 0.3, "hidden_dim": 768},
+        score_range=(0.0, 1.0),
     ),
 }
 
@@ -180,10 +185,10 @@ class MaxIQA(nn.Module):
     (stage Dropout2d, transformer layers, head); the official defaults are 768 and 0.3.
     """
 
-    net_input = NET_INPUT
-
     def __init__(self, drop: float = 0.3, hidden_dim: int = 768) -> None:
         super().__init__()
+        import timm  # deferred: see iqa4k.models
+
         # pretrained=False always: released checkpoints hold the backbone weights too
         self.backbone = timm.create_model(
             BACKBONE_TAG, pretrained=False, features_only=True, out_indices=(1, 2, 3, 4)
@@ -255,3 +260,16 @@ class MaxIQA(nn.Module):
 def build(**options: Any) -> MaxIQA:
     """A MaxIQA network with random weights (options: ``drop``, ``hidden_dim``)."""
     return MaxIQA(**options)
+
+
+ENTRY = ModelEntry(
+    name="maxiqa",
+    build=build,
+    inputs=Crops(NET_INPUT, PROTOCOL),
+    releases=RELEASES,
+    citation=(
+        "S. Lee, A. Zhang. MaxIQA: MaxViT backbone with channel attention and self-attention "
+        "for blind image quality assessment of 4K super-resolution images. University of "
+        "Bristol, 2025 (github.com/mb21100/myModel)."
+    ),
+)

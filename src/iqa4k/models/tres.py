@@ -38,13 +38,14 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchvision import models as tv_models
 
-from ._common import IMAGENET_MEAN, IMAGENET_STD, NetInput, Release, TestProtocol
+from ..weights import WeightsFile
+from .entry import IMAGENET_MEAN, IMAGENET_STD, CropProtocol, ModelEntry, NetInput, Release
+from .inputs import Crops
 
 NET_INPUT = NetInput(size=224, mean=IMAGENET_MEAN, std=IMAGENET_STD)
 
-PROTOCOL = TestProtocol(
+PROTOCOL = CropProtocol(
     n_crops=50,
     resize=(512, 384),
     source=(
@@ -65,40 +66,45 @@ _FOLDER = "https://drive.google.com/drive/folders/149CcTlnVX3fXmNFmnFRwUmX0PL8jd
 
 RELEASES: dict[str, Release] = {
     "koniq": Release(
-        filename="bestmodel_1_2021",
-        url=_FOLDER,
-        sha256=None,
-        format="state_dict",
-        licence=_LICENCE,
-        note=(
-            "Trained on KonIQ-10k (run.sh: ResNet-50, seed 2021, version 1); predicts "
-            "MOS_zscore on about 0-100, higher is better. A plain Net state_dict (354 entries) "
-            "in the Google Drive folder's KonIQ run directory: predict.py names the LIVE one "
-            "live_1_2021/sv/bestmodel_1_2021, so koniq_1_2021/sv/bestmodel_1_2021 by analogy "
-            "(the folder's listing was not checked here)."
+        file=WeightsFile(
+            filename="bestmodel_1_2021",
+            url=_FOLDER,
+            sha256=None,
+            licence=_LICENCE,
+            note=(
+                "Trained on KonIQ-10k (run.sh: ResNet-50, seed 2021, version 1); predicts "
+                "MOS_zscore on about 0-100, higher is better. A plain Net state_dict (354 entries) "
+                "in the Google Drive folder's KonIQ run directory: predict.py names the LIVE one "
+                "live_1_2021/sv/bestmodel_1_2021, so koniq_1_2021/sv/bestmodel_1_2021 by analogy "
+                "(the folder's listing was not checked here)."
+            ),
         ),
+        metric="tres",
+        summary="TReS (ResNet-50 + transformer, relative ranking), KonIQ-10k release.",
     ),
     "live": Release(
-        filename="bestmodel_1_2021",
-        url=_FOLDER,
-        sha256=None,
-        format="state_dict",
-        licence=_LICENCE,
-        note=(
-            "Trained on LIVE (run.sh: ResNet-50, seed 2021, version 1); predicts realigned "
-            "DMOS, lower is better. live_1_2021/sv/bestmodel_1_2021 in the Google Drive folder "
-            "(predict.py loads it as pretrained_models/live_1_2021/sv/bestmodel_1_2021.zip, "
-            "which torch.load reads as is). Officially tested on 50 random 224 crops without "
-            "a resize; predict.py scores one centre crop."
+        file=WeightsFile(
+            filename="bestmodel_1_2021",
+            url=_FOLDER,
+            sha256=None,
+            licence=_LICENCE,
+            note=(
+                "Trained on LIVE (run.sh: ResNet-50, seed 2021, version 1); predicts realigned "
+                "DMOS, lower is better. live_1_2021/sv/bestmodel_1_2021 in the Google Drive folder "
+                "(predict.py loads it as pretrained_models/live_1_2021/sv/bestmodel_1_2021.zip, "
+                "which torch.load reads as is). Officially tested on 50 random 224 crops without "
+                "a resize; predict.py scores one centre crop."
+            ),
         ),
+        higher_is_better=False,
     ),
 }
 
-# torchvision constructor and stage widths of each backbone the official Net accepts
+# stage widths of each torchvision backbone the official Net accepts
 _BACKBONES = {
-    "resnet50": (tv_models.resnet50, (256, 512, 1024, 2048)),
-    "resnet34": (tv_models.resnet34, (64, 128, 256, 512)),
-    "resnet18": (tv_models.resnet18, (64, 128, 256, 512)),
+    "resnet50": (256, 512, 1024, 2048),
+    "resnet34": (64, 128, 256, 512),
+    "resnet18": (64, 128, 256, 512),
 }
 _GRID = 7  # stage 4 of a 224 crop is 7x7; every stage is pooled to it
 _POOLS = (8, 4, 2, 1)  # 56, 28, 14 and 7 -> 7
@@ -233,8 +239,6 @@ class TReS(nn.Module):
     are run.sh's, those of every release. ResNet-34/18 give 960-wide tokens.
     """
 
-    net_input = NET_INPUT
-
     def __init__(
         self,
         backbone: Literal["resnet50", "resnet34", "resnet18"] = "resnet50",
@@ -245,7 +249,9 @@ class TReS(nn.Module):
         super().__init__()
         if backbone not in _BACKBONES:
             raise ValueError(f"backbone must be one of {', '.join(_BACKBONES)}, not {backbone!r}")
-        make, widths = _BACKBONES[backbone]
+        from torchvision import models  # deferred: see iqa4k.models
+
+        make, widths = getattr(models, backbone), _BACKBONES[backbone]
         for index, width in enumerate(widths, start=1):
             setattr(self, f"L2pooling_l{index}", _L2Pool(width))
         self.model = make(weights=None)  # never ImageNet weights here: checkpoints carry them
@@ -271,7 +277,7 @@ class TReS(nn.Module):
         self, x: torch.Tensor, feature_dropout: bool
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """One pass: (scores ``[B]``, transformer output ``[B,49,C]``, stage 4 ``[B,C4,7,7]``)."""
-        side = self.net_input.size
+        side = NET_INPUT.size
         if x.shape[-2:] != (side, side):
             # the position encoding and the pools are built for a 7x7 stage-4 grid
             raise ValueError(f"TReS takes {side}x{side} crops, got {tuple(x.shape[-2:])}")
@@ -319,3 +325,15 @@ class TReS(nn.Module):
 def build(**options: str | int) -> TReS:
     """A TReS with the official random initialisation (no ImageNet weights, no download)."""
     return TReS(**options)
+
+
+ENTRY = ModelEntry(
+    name="tres",
+    build=build,
+    inputs=Crops(NET_INPUT, PROTOCOL),
+    releases=RELEASES,
+    citation=(
+        "S. A. Golestaneh, S. Dadsetan, K. M. Kitani. No-reference image quality assessment via "
+        "transformers, relative ranking, and self-consistency. WACV, 2022."
+    ),
+)

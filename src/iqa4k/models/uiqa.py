@@ -24,11 +24,13 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchvision.models import swin_t
 
-from ..saliency import salient_window
-from ..sampling import centre_position
-from ._common import IMAGENET_MEAN, IMAGENET_STD, NetInput, Release, TestProtocol, pil_resize
+from ..metric_spec import Option
+from ..weights import WeightsFile
+from .entry import IMAGENET_MEAN, IMAGENET_STD, ModelEntry, NetInput, Release
+from .inputs import Views, pil_resize
+from .saliency import salient_window
+from .sampling import centre_position
 
 NET_INPUT = NetInput(size=480, mean=IMAGENET_MEAN, std=IMAGENET_STD)
 
@@ -40,38 +42,34 @@ PATCH = 32
 SALIENT_SIZE = 480  # train.py and the README use 480; IQADataset.py defaults 448, the script 384
 FRAGMENT_SEED = 2  # test_single_image.py: torch.manual_seed(2) before drawing the offsets
 
-PROTOCOL = TestProtocol(
-    n_crops=1,
-    resize=None,
-    centre=True,
-    source=(
-        "test_single_image.py with the README arguments: aesthetic = short side 512 then centre "
-        "480; fragments = 15x15 grid of 32x32 patches at offsets drawn after "
-        "torch.manual_seed(2); salient = centre 480 of the full image; one view each"
-    ),
-)
 
 RELEASES: dict[str, Release] = {
     "uhd-iqa": Release(
-        filename="UIQA.pth",
-        url=(
-            "https://www.dropbox.com/scl/fi/mgvvt902zehhmo6drnxve/UIQA.pth"
-            "?rlkey=413edq08c8qnxbrlgclnq0va6&st=yzcskkus&dl=0"
+        file=WeightsFile(
+            filename="UIQA.pth",
+            url=(
+                "https://www.dropbox.com/scl/fi/mgvvt902zehhmo6drnxve/UIQA.pth"
+                "?rlkey=413edq08c8qnxbrlgclnq0va6&st=yzcskkus&dl=0"
+            ),
+            sha256=None,
+            licence="Apache-2.0 (README badge of sunwei925/UIQA)",
+            note=(
+                "Trained on the UHD-IQA challenge training set (80% random split), from "
+                "AVA-pretrained Swin-T branches. The release also ships UIQA.npy, a 4-parameter "
+                "logistic (popt) that test_single_image.py loads but never applies: its printed "
+                "score is the raw output."
+            ),
         ),
-        sha256=None,
-        format="state_dict",
-        licence="Apache-2.0 (README badge of sunwei925/UIQA)",
-        note=(
-            "Trained on the UHD-IQA challenge training set (80% random split), from AVA-pretrained "
-            "Swin-T branches. The release also ships UIQA.npy, a 4-parameter logistic (popt) that "
-            "test_single_image.py loads but never applies: its printed score is the raw output."
-        ),
+        metric="uiqa",
+        summary="UIQA (three Swin-T: aesthetics, fragments, salient crop), UHD-IQA; AIM 2024.",
     ),
 }
 
 
 def _swin_t_features() -> nn.Module:
     """torchvision Swin-T without its classifier: [B,3,H,W] -> [B,768]."""
+    from torchvision.models import swin_t  # deferred: see iqa4k.models
+
     net = swin_t(weights=None)
     net.head = nn.Identity()
     return net
@@ -79,8 +77,6 @@ def _swin_t_features() -> nn.Module:
 
 class UIQA(nn.Module):
     """Three Swin-T branches (aesthetics, distortion, saliency) and a linear two-layer head."""
-
-    net_input = NET_INPUT
 
     def __init__(self) -> None:
         super().__init__()
@@ -206,7 +202,7 @@ def views(
 
     For the official test-time offsets pass ``torch.Generator().manual_seed(FRAGMENT_SEED)``.
     ``salient="centre"`` is the official salient view; ``"saliency"`` centres it instead on
-    each image's most salient ``SALIENT_SIZE`` window (:mod:`iqa4k.saliency`).
+    each image's most salient ``SALIENT_SIZE`` window (:mod:`iqa4k.models.saliency`).
     """
     if salient == "saliency":
         windows = [salient_window(image, SALIENT_SIZE) for image in x]
@@ -224,3 +220,36 @@ def views(
         NET_INPUT.normalize(fragment_view(x, generator)),
         NET_INPUT.normalize(third),
     )
+
+
+ENTRY = ModelEntry(
+    name="uiqa",
+    build=build,
+    inputs=Views(
+        NET_INPUT,
+        views,
+        n_views=3,
+        options={
+            "seed": Option(
+                FRAGMENT_SEED, "seed of the fragment offsets (2: the official test_single_image.py)"
+            ),
+            "salient": Option(
+                "centre",
+                "third view: centre (the official code's 480 centre crop) or saliency (the most "
+                "salient 480 window by spectral residual, as the paper describes; see "
+                "iqa4k.models.saliency)",
+                ("centre", "saliency"),
+            ),
+        },
+        source=(
+            "test_single_image.py with the README arguments: aesthetic = short side 512 then "
+            "centre 480; fragments = 15x15 grid of 32x32 patches at offsets drawn after "
+            "torch.manual_seed(2); salient = centre 480 of the full image; one view each"
+        ),
+    ),
+    releases=RELEASES,
+    citation=(
+        "W. Sun et al. Assessing UHD image quality from aesthetics, distortions, and saliency. "
+        "arXiv:2409.00749, 2024 (winner of the AIM 2024 UHD-IQA challenge)."
+    ),
+)

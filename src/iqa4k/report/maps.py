@@ -41,7 +41,7 @@ def save_overlay(image: torch.Tensor, quality: torch.Tensor, path: str | Path) -
 
 
 def overlay_writer(folder: str | Path):
-    """A sink for :func:`iqa4k.scoring.score`'s ``on_map``: each map saved as an overlay,
+    """A sink for :func:`iqa4k.scoring.score_files`'s ``on_map``: each map saved as an overlay,
     ``folder/<image stem>.<metric>.png``."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

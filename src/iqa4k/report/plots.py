@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from .formatting import direction
 
 if TYPE_CHECKING:
-    from ..evaluation import Evaluation
+    from ..evaluation import EvaluationRun
 
 __all__ = ["plot_evaluation"]
 
@@ -18,7 +18,7 @@ def _safe_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._") or "metric"
 
 
-def plot_evaluation(run: Evaluation, out_dir: str | Path) -> list[Path]:
+def plot_evaluation(run: EvaluationRun, out_dir: str | Path) -> list[Path]:
     """Write ``<metric>.png`` into ``out_dir`` for each evaluated metric; returns the paths."""
     import numpy as np
     from matplotlib.figure import Figure  # no pyplot: no global state, no GUI backend

@@ -15,7 +15,7 @@ from ..registry import MetricSpec, get_spec
 from .formatting import direction, format_number, format_score
 
 if TYPE_CHECKING:
-    from ..evaluation import Evaluation
+    from ..evaluation import EvaluationRun
     from ..scoring import ScoreRun
 
 __all__ = [
@@ -99,10 +99,10 @@ def metric_info(spec: MetricSpec) -> str:
 
 def _model_cost(spec: MetricSpec) -> list[str]:
     """Parameters, and GMACs per 3840x2160 image under each sampling policy."""
-    from ..models import cost, model_module
+    from ..models import cost, get_entry
 
     model, release = spec.model
-    options = model_module(model).RELEASES[release].options
+    options = get_entry(model).releases[release].options
     policies = spec.options["sampling"].choices if "sampling" in spec.options else ("official",)
     lines = [
         f"model: {model}, release {release}",
@@ -173,7 +173,7 @@ def _fit_status(fit_name: str, result: Any) -> str:
     return fit_name if result.fit.converged else f"{fit_name} failed, linear"
 
 
-def evaluation_table(run: Evaluation) -> str:
+def evaluation_table(run: EvaluationRun) -> str:
     """What was matched, SRCC/PLCC (with CIs), KRCC, RMSE per metric, and notes
     (``iqa4k evaluate``).
     """

@@ -1,4 +1,4 @@
-"""What is known about a metric before it is built: :class:`MetricSpec` and its options."""
+"""What is known about a metric before it is built: :class:`MetricSpec`, its options and setup."""
 
 from __future__ import annotations
 
@@ -50,6 +50,15 @@ class Option:
 
 
 @dataclass(frozen=True)
+class Setup:
+    """What a metric's setup prepares once: the keyword arguments of every call, and the
+    modules among them (a deep metric's network), which follow ``Metric.to()``."""
+
+    call: dict[str, Any]
+    modules: dict[str, torch.nn.Module] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class MetricSpec:
     """Everything known about a metric before it is built."""
 
@@ -62,12 +71,21 @@ class MetricSpec:
     citation: str
     function: Callable[..., torch.Tensor] = field(repr=False)
     options: Mapping[str, Option] = field(default_factory=dict)
-    # Called once when the metric is built, with the resolved options (less data_range); returns
-    # the keyword arguments every call passes to ``function``. A metric that reads a parameter
-    # file loads it here, so a missing file fails at creation rather than at the first image.
-    setup: Callable[[dict[str, Any]], dict[str, Any]] | None = field(default=None, repr=False)
+    # Called once when the metric is built, with the resolved options (less range_option). A
+    # metric that reads a parameter file loads it here, so a missing file fails at creation
+    # rather than at the first image. None: the options are the call's keyword arguments.
+    setup: Callable[[dict[str, Any]], Setup] | None = field(default=None, repr=False)
+    # The option giving the value range of tensor/array inputs: the metric divides inputs by it
+    # and ``function`` never sees it. None: inputs are in [0, 1].
+    range_option: str | None = None
+    # ``function`` takes ``maps=[]`` and appends one quality map [H,W] per image to it.
+    has_maps: bool = False
     # Deep metrics: (model, release) in iqa4k.models; None for the classical metrics.
     model: tuple[str, str] | None = None
+
+    def __post_init__(self) -> None:
+        if self.range_option is not None and self.range_option not in self.options:
+            raise ValueError(f"{self.name}: range_option {self.range_option!r} is not an option")
 
     @property
     def defaults(self) -> dict[str, Any]:

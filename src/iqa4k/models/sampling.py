@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from .errors import InputError
+from ..errors import InputError
 
 Position = tuple[int, int]  # (top, left) of a square crop
 

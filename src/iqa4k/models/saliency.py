@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 import torch
 
-from .color import rgb_to_gray
+from ..color import rgb_to_gray
 
 MAP_WIDTH = 64  # the paper's thumbnail width
 SMOOTHING_SIGMA = 8.0  # the paper's Gaussian on the saliency map, in thumbnail pixels

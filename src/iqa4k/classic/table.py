@@ -1,4 +1,4 @@
-"""The classical metrics' entries in the metric table (see :mod:`iqa4k.registry`)."""
+"""The classical metrics' rows of the metric table (see :mod:`iqa4k.registry`)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import math
 from dataclasses import replace
 
 from ..color import COLOR_SPACES
-from ..spec import MetricSpec, Option
+from ..metric_spec import MetricSpec, Option
 from . import nrqm as _nrqm
 from .brisque import brisque
 from .niqe import niqe
@@ -15,7 +15,7 @@ from .psnr import psnr
 from .ssim import MS_SSIM_WEIGHTS, ms_ssim, ssim
 
 
-def _common(crop_border: int = 0) -> dict[str, Option]:
+def _shared_options(crop_border: int = 0) -> dict[str, Option]:
     """Options every classical metric has: luma rounding, border shave, input range."""
     return {
         "quantize": Option(
@@ -43,6 +43,11 @@ _WINDOW = {
 }
 
 
+def _classic(**fields) -> MetricSpec:
+    """A classical metric's spec: tensor inputs in [0, data_range] (see :func:`_shared_options`)."""
+    return MetricSpec(range_option="data_range", **fields)
+
+
 def _color(default: str, choices: tuple[str, ...] = COLOR_SPACES) -> dict[str, Option]:
     doc = "channels the metric is computed on: " + ", ".join(
         {"rgb": "rgb", "gray": "gray (MATLAB rgb2gray)", "y": "y (BT.601 luma)"}[c] for c in choices
@@ -56,7 +61,7 @@ def _on_luma(spec: MetricSpec, summary: str) -> MetricSpec:
     return replace(spec, name=f"{spec.name}_y", summary=summary, options=options)
 
 
-_PSNR = MetricSpec(
+_PSNR = _classic(
     name="psnr",
     kind="FR",
     higher_is_better=True,
@@ -65,9 +70,9 @@ _PSNR = MetricSpec(
     summary="Peak signal-to-noise ratio in dB over all RGB samples (MATLAB psnr).",
     citation="Peak signal-to-noise ratio; MATLAB Image Processing Toolbox psnr().",
     function=psnr,
-    options={**_color("rgb"), **_common()},
+    options={**_color("rgb"), **_shared_options()},
 )
-_SSIM = MetricSpec(
+_SSIM = _classic(
     name="ssim",
     kind="FR",
     higher_is_better=True,
@@ -81,7 +86,7 @@ _SSIM = MetricSpec(
     function=ssim,
     options={
         **_color("gray"),
-        **_common(),
+        **_shared_options(),
         "downsample": Option(
             False,
             "ssim.m's automatic f x f box downsampling, f = round(min(H,W)/256); "
@@ -90,7 +95,7 @@ _SSIM = MetricSpec(
         **_WINDOW,
     },
 )
-_MS_SSIM = MetricSpec(
+_MS_SSIM = _classic(
     name="ms_ssim",
     kind="FR",
     higher_is_better=True,
@@ -104,7 +109,7 @@ _MS_SSIM = MetricSpec(
     function=ms_ssim,
     options={
         **_color("gray"),
-        **_common(),
+        **_shared_options(),
         **_WINDOW,
         "scale_weights": Option(MS_SSIM_WEIGHTS, "weight of each scale, finest first"),
         "pooling": Option(
@@ -120,7 +125,7 @@ _MS_SSIM = MetricSpec(
 # NRQM and PI read Ma et al.'s model.mat (not shipped; see iqa4k.weights), loaded at creation.
 _MA_OPTIONS = {
     **_color("y", ("y", "gray")),
-    **_common(crop_border=4),  # PIRM 2018 shaved 4 pixels
+    **_shared_options(crop_border=4),  # PIRM 2018 shaved 4 pixels
     "model_path": Option("", "path of Ma et al.'s model.mat; empty: the iqa4k cache"),
     "download": Option(False, "fetch model.mat into the cache when it is missing (network)"),
 }
@@ -128,7 +133,7 @@ _NRQM_CITATION = (
     "C. Ma, C.-Y. Yang, X. Yang, M.-H. Yang. Learning a no-reference quality metric for "
     "single-image super-resolution. Computer Vision and Image Understanding 158:1-16, 2017."
 )
-_NRQM = MetricSpec(
+_NRQM = _classic(
     name="nrqm",
     kind="NR",
     higher_is_better=True,
@@ -140,7 +145,7 @@ _NRQM = MetricSpec(
     options=_MA_OPTIONS,
     setup=_nrqm.setup,
 )
-_PI = MetricSpec(
+_PI = _classic(
     name="pi",
     kind="NR",
     higher_is_better=False,
@@ -157,8 +162,8 @@ _PI = MetricSpec(
 )
 
 # NIQE and BRISQUE: the LIVE releases' models, bundled (see assets/NOTICE.md).
-_NSS_OPTIONS = {**_color("gray", ("gray", "y")), **_common()}
-_NIQE = MetricSpec(
+_NSS_OPTIONS = {**_color("gray", ("gray", "y")), **_shared_options()}
+_NIQE = _classic(
     name="niqe",
     kind="NR",
     higher_is_better=False,
@@ -177,7 +182,7 @@ _NIQE = MetricSpec(
         ),
     },
 )
-_BRISQUE = MetricSpec(
+_BRISQUE = _classic(
     name="brisque",
     kind="NR",
     higher_is_better=False,
@@ -200,7 +205,7 @@ _BRISQUE = MetricSpec(
 )
 
 # PIQE: MATLAB's piqe() (no model). Maps: iqa4k.classic.piqe.piqe(x, return_maps=True).
-_PIQE = MetricSpec(
+_PIQE = _classic(
     name="piqe",
     kind="NR",
     higher_is_better=False,

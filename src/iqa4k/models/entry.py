@@ -1,0 +1,104 @@
+"""The model contract: what every deep model declares once, in its own module.
+
+A model module ends with one :class:`ModelEntry` called ``ENTRY``: how to build the network,
+how images become its inputs (:mod:`.inputs`), its releases and its citation. The model list,
+the metric table rows, ``iqa4k info`` and the weights registry are all derived from the
+entries (see :mod:`iqa4k.models` and docs/architecture.md).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Literal
+
+import torch
+
+from ..weights import WeightsFile
+
+if TYPE_CHECKING:
+    from .inputs import Crops, Views
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+HALF = (0.5, 0.5, 0.5)  # (x - 0.5) / 0.5: inputs in [-1, 1]
+
+# Loads a checkpoint that is not one state_dict of the whole network (AHIQ's official file holds
+# only the heads): (network, state, fetch) where fetch(release) reads a release beside it.
+Loader = Callable[[torch.nn.Module, Mapping[str, Any], Callable[[str], Mapping]], None]
+
+
+@dataclass(frozen=True)
+class NetInput:
+    """What the network expects: square crops of ``size`` normalised by ``mean``/``std``."""
+
+    size: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        """``[B,3,H,W]`` in [0, 1] -> the network's input range."""
+        mean = torch.tensor(self.mean, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+        std = torch.tensor(self.std, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+        return (x - mean) / std
+
+
+@dataclass(frozen=True)
+class CropProtocol:
+    """The official test-time sampling: optional resize, then ``n_crops`` random crops."""
+
+    n_crops: int  # random crops of NetInput.size averaged per image (1 and centre: one crop)
+    resize: tuple[int, int] | None = None  # (height, width) before cropping, as the official
+    centre: bool = False  # a single centre crop instead of random ones
+    source: str = ""  # where in the official code this protocol comes from
+
+
+@dataclass(frozen=True)
+class Release:
+    """A published checkpoint of a model: its file, the build options it needs, and, when it
+    is scored on its own, the metric it becomes (with that metric's direction and range)."""
+
+    file: WeightsFile  # registered as "<model>-<release>" when the package is imported
+    metric: str = ""  # the metric name; "" for a file another release needs (a backbone)
+    summary: str = ""  # one line for `iqa4k list`
+    options: dict[str, Any] = field(default_factory=dict)  # build options of this release
+    higher_is_better: bool = True  # direction of the scores this release predicts
+    score_range: tuple[float, float] = (-math.inf, math.inf)
+    needs: tuple[str, ...] = ()  # releases of the same model loaded beside it (AHIQ)
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """Everything iqa4k knows about a deep model, declared once beside its network."""
+
+    name: str
+    build: Callable[..., torch.nn.Module]  # options -> network with random weights, no download
+    inputs: Crops | Views  # how images become network inputs, and how outputs pool to a score
+    releases: Mapping[str, Release]
+    citation: str
+    kind: Literal["NR", "FR"] = "NR"  # FR models take (dist, ref) crops at the same windows
+    load: Loader | None = None  # for official files that are not one whole state_dict
+
+    @property
+    def n_images(self) -> int:
+        """Images one forward pass takes: views (UIQA 3), a pair (FR 2) or one crop."""
+        return self.inputs.images_per_forward(self.kind)
+
+    def file_name(self, release: str) -> str:
+        """The weights-registry name of a release's file."""
+        return f"{self.name}-{release}"
+
+    def files(self) -> list[WeightsFile]:
+        """The release files some metric reads, named and with those metrics, for the weights
+        registry (a release no metric scores with, such as TReS's LIVE one, is data only)."""
+        files = []
+        for key, release in self.releases.items():
+            readers = tuple(
+                r.metric
+                for k, r in self.releases.items()
+                if r.metric and (k == key or key in r.needs)
+            )
+            if readers:
+                files.append(replace(release.file, name=self.file_name(key), metrics=readers))
+        return files

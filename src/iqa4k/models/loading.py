@@ -1,0 +1,81 @@
+"""Releases -> networks: find a release's files, read them (no code run), build and load.
+
+A deep metric's setup (:func:`setup`) loads the network once, when the metric is created, so a
+missing file fails there with instructions. :func:`convert` writes any checkpoint the metric
+reads as ours (safetensors + JSON metadata), the format training writes too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .. import weights
+from ..metric_spec import Setup
+from .checkpoint import load_into, read_checkpoint, save_checkpoint
+from .entry import ModelEntry
+
+
+def weights_on_disk(entry: ModelEntry, release: str) -> bool:
+    """Whether the files a release scores with are in the cache (no download)."""
+    needed = (release, *entry.releases[release].needs)
+    return all(weights.available(entry.file_name(key)) for key in needed)
+
+
+def load_network(entry: ModelEntry, release: str, path: str | Path = "") -> torch.nn.Module:
+    """The network of ``entry`` with the weights of ``release`` (or the file ``path``).
+
+    Without ``path`` the release file comes from the cache, or is downloaded into it when the
+    release has a direct link (never when ``IQA4K_OFFLINE`` is set). Build options are the
+    release's, overridden by those saved in the file (our checkpoints record them).
+    """
+    file = weights.resolve(entry.file_name(release), path or None, download=True)
+    state, meta = read_checkpoint(file)
+    net = entry.build(**{**entry.releases[release].options, **meta.get("options", {})})
+    if entry.load is not None:  # official files of the model's own layout
+
+        def fetch(key: str) -> Mapping[str, Any]:
+            return read_checkpoint(weights.resolve(entry.file_name(key), download=True))[0]
+
+        entry.load(net, state, fetch)
+    else:
+        load_into(net, state, f"{file}")
+    return net.eval().requires_grad_(False)
+
+
+def convert(entry: ModelEntry, release: str, source: str | Path, out: str | Path) -> Path:
+    """Read a checkpoint of ``release`` (official or ours), check it, write ours."""
+    net = load_network(entry, release, source)
+    meta = checkpoint_meta(entry, release)
+    meta.update(source=Path(source).name, source_sha256=weights.sha256_of(source))
+    return save_checkpoint(out, net.state_dict(), meta)
+
+
+def checkpoint_meta(entry: ModelEntry, release: str) -> dict[str, Any]:
+    """The metadata of our checkpoint of a network of ``entry`` built with ``release``'s
+    options: what :func:`load_network` needs to read it back."""
+    from .._version import __version__
+
+    rel = entry.releases[release]
+    return {
+        "model": entry.name,
+        "release": release,
+        "metric": rel.metric,
+        "options": rel.options,
+        "note": rel.file.note,
+        "iqa4k": __version__,
+    }
+
+
+def setup(entry: ModelEntry, release: str) -> Callable[[Mapping[str, Any]], Setup]:
+    """The ``MetricSpec.setup`` of a release's metric: options -> the call with the network."""
+
+    def build(options: Mapping[str, Any]) -> Setup:
+        net = load_network(entry, release, options.get("weights", ""))
+        call = {k: v for k, v in options.items() if k != "weights"}
+        return Setup(call={**call, "net": net}, modules={"net": net})
+
+    return build
