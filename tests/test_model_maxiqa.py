@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from iqa4k.models import maxiqa
-from iqa4k.models.entry import HALF
+from iqa4k.models.inputs import HALF
 from iqa4k.testing import deterministic_init
 
 from .conftest import official_keys

@@ -31,8 +31,8 @@ from torch import nn
 
 from ..weights import WeightsFile
 from .checkpoint import load_into, strip_prefix
-from .entry import HALF, CropProtocol, ModelEntry, NetInput, Release
-from .inputs import Crops
+from .entry import ModelEntry, Release
+from .inputs import HALF, CropProtocol, Crops, NetInput
 
 # data/pipal.py: RGB / 255, then (x - 0.5) / 0.5; the ResNet gets the same [-1, 1] input (R)
 NET_INPUT = NetInput(size=224, mean=HALF, std=HALF)

@@ -11,47 +11,16 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import torch
 
 from ..weights import WeightsFile
-
-if TYPE_CHECKING:
-    from .inputs import Crops, Views
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-HALF = (0.5, 0.5, 0.5)  # (x - 0.5) / 0.5: inputs in [-1, 1]
+from .inputs import Crops, Views
 
 # Loads a checkpoint that is not one state_dict of the whole network (AHIQ's official file holds
 # only the heads): (network, state, fetch) where fetch(release) reads a release beside it.
 Loader = Callable[[torch.nn.Module, Mapping[str, Any], Callable[[str], Mapping]], None]
-
-
-@dataclass(frozen=True)
-class NetInput:
-    """What the network expects: square crops of ``size`` normalised by ``mean``/``std``."""
-
-    size: int
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
-
-    def normalize(self, x: torch.Tensor) -> torch.Tensor:
-        """``[B,3,H,W]`` in [0, 1] -> the network's input range."""
-        mean = torch.tensor(self.mean, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
-        std = torch.tensor(self.std, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
-        return (x - mean) / std
-
-
-@dataclass(frozen=True)
-class CropProtocol:
-    """The official test-time sampling: optional resize, then ``n_crops`` random crops."""
-
-    n_crops: int  # random crops of NetInput.size averaged per image (1 and centre: one crop)
-    resize: tuple[int, int] | None = None  # (height, width) before cropping, as the official
-    centre: bool = False  # a single centre crop instead of random ones
-    source: str = ""  # where in the official code this protocol comes from
 
 
 @dataclass(frozen=True)

@@ -30,8 +30,8 @@ import torch
 from torch import nn
 
 from ..weights import WeightsFile
-from .entry import IMAGENET_MEAN, IMAGENET_STD, CropProtocol, ModelEntry, NetInput, Release
-from .inputs import Crops
+from .entry import ModelEntry, Release
+from .inputs import IMAGENET_MEAN, IMAGENET_STD, CropProtocol, Crops, NetInput
 
 NET_INPUT = NetInput(size=224, mean=IMAGENET_MEAN, std=IMAGENET_STD)
 _EXPANSION = 4  # channels out of a torchvision Bottleneck per unit of its width

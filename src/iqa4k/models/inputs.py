@@ -24,8 +24,11 @@ import torch.nn.functional as F
 from PIL import Image
 
 from ..metric_spec import Option
-from .entry import CropProtocol, NetInput
 from .sampling import POLICIES, crop, grid_positions, positions
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+HALF = (0.5, 0.5, 0.5)  # (x - 0.5) / 0.5: inputs in [-1, 1]
 
 UHD = (2160, 3840)  # height, width of the image costs are quoted for
 
@@ -51,6 +54,31 @@ AGGREGATE_OPTION = Option(
     "(every patch of every crop, weighted as the model weights the patches of one crop)",
     ("mean", "patch_weights"),
 )
+
+
+@dataclass(frozen=True)
+class NetInput:
+    """What the network expects: square crops of ``size`` normalised by ``mean``/``std``."""
+
+    size: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        """``[B,3,H,W]`` in [0, 1] -> the network's input range."""
+        mean = torch.tensor(self.mean, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+        std = torch.tensor(self.std, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+        return (x - mean) / std
+
+
+@dataclass(frozen=True)
+class CropProtocol:
+    """The official test-time sampling: optional resize, then ``n_crops`` random crops."""
+
+    n_crops: int  # random crops of NetInput.size averaged per image (1 and centre: one crop)
+    resize: tuple[int, int] | None = None  # (height, width) before cropping, as the official
+    centre: bool = False  # a single centre crop instead of random ones
+    source: str = ""  # where in the official code this protocol comes from
 
 
 def pil_resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

@@ -47,8 +47,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..weights import WeightsFile
-from .entry import HALF, CropProtocol, ModelEntry, NetInput, Release
-from .inputs import Crops
+from .entry import ModelEntry, Release
+from .inputs import HALF, CropProtocol, Crops, NetInput
 
 NET_INPUT = NetInput(size=224, mean=HALF, std=HALF)
 

@@ -33,8 +33,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..weights import WeightsFile
-from .entry import HALF, CropProtocol, ModelEntry, NetInput, Release
-from .inputs import Crops
+from .entry import ModelEntry, Release
+from .inputs import HALF, CropProtocol, Crops, NetInput
 
 # utils/process.py: RGB / 255, then Normalize(0.5, 0.5) -> [-1, 1]; crops of 224 (timm's
 # maxvit_rmlp_base_rw_224 also declares mean = std = 0.5)

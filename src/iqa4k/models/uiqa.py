@@ -27,8 +27,8 @@ from torch import nn
 
 from ..metric_spec import Option
 from ..weights import WeightsFile
-from .entry import IMAGENET_MEAN, IMAGENET_STD, ModelEntry, NetInput, Release
-from .inputs import Views, pil_resize
+from .entry import ModelEntry, Release
+from .inputs import IMAGENET_MEAN, IMAGENET_STD, NetInput, Views, pil_resize
 from .saliency import salient_window
 from .sampling import centre_position
 
