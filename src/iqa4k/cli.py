@@ -138,6 +138,18 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_datasets(args: argparse.Namespace) -> int:
+    from .data import ADAPTERS, open_dataset
+    from .report.tables import dataset_summary, format_table
+
+    if args.dataset is None:
+        rows = [(a.name, a.layout) for a in ADAPTERS.values()]
+        print(format_table([("adapter", "expected under ROOT (--dataset NAME:ROOT)"), *rows]))
+        return 0
+    print(dataset_summary(open_dataset(args.dataset)))
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import demo_main  # loaded only for this command
 
@@ -223,6 +235,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("file", help="the official checkpoint file")
     s.add_argument("-o", "--output", required=True, help="output .safetensors file")
     s.set_defaults(func=_cmd_convert)
+
+    s = sub.add_parser("datasets", help="dataset adapters, or check and summarise one dataset")
+    s.add_argument("dataset", nargs="?", metavar="NAME:ROOT", help="e.g. koniq:/data/koniq10k")
+    s.set_defaults(func=_cmd_datasets)
 
     s = sub.add_parser("demo", help="degrade a sample photo, score it with every metric")
     s.add_argument("--out", default="demo-out", help="output folder (default demo-out)")

@@ -15,6 +15,7 @@ from ..registry import MetricSpec, get_spec
 from .formatting import direction, format_number, format_score
 
 if TYPE_CHECKING:
+    from ..data import Dataset
     from ..evaluation import EvaluationRun
     from ..scoring import ScoreRun
 
@@ -22,6 +23,7 @@ __all__ = [
     "evaluation_table",
     "format_table",
     "metric_info",
+    "dataset_summary",
     "metric_table",
     "score_summary",
     "score_table",
@@ -112,6 +114,26 @@ def _model_cost(spec: MetricSpec) -> list[str]:
     for policy, crops, gmacs in cost.describe(model, policies, **options):
         lines.append(f"    {policy:<9} {crops:>4} network input(s)  {gmacs:10.1f} GMACs")
     return lines
+
+
+# ------------------------------------------------------------------------------ datasets
+
+
+def dataset_summary(dataset: Dataset) -> str:
+    """What ``iqa4k datasets NAME:ROOT`` prints: counts, scale, direction, splits, notes."""
+    groups = {s.group for s in dataset.samples}
+    lo, hi = dataset.score_range
+    splits = dataset.official_splits()
+    lines = [
+        f"{dataset.spec}: {len(dataset)} images in {len(groups)} content group(s)",
+        f"  kind:        {'full-reference' if dataset.full_reference else 'no-reference'}",
+        f"  scores:      {format_number(lo)} to {format_number(hi)}, "
+        f"{direction(dataset.higher_is_better)}",
+        "  official:    "
+        + (", ".join(f"{k} {len(v)}" for k, v in splits.items()) if splits else "no split"),
+    ]
+    lines += [f"  note:        {note}" for note in dataset.notes]
+    return "\n".join(lines)
 
 
 # ------------------------------------------------------------------------------- scores
