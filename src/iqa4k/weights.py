@@ -39,7 +39,7 @@ class WeightsFile:
     """One downloadable parameter file: where it is published, and which metrics read it."""
 
     filename: str  # the file's own name, as published
-    url: str  # direct link when there is one, else the page it is published on
+    url: str  # direct link when there is one, else the page it is published on; "": none
     sha256: str | None  # None: not known here, the download is not verified
     licence: str  # licence and provenance, shown in error messages
     note: str = ""  # what the file holds and how it was trained or obtained
@@ -52,7 +52,7 @@ class WeightsFile:
     @property
     def direct(self) -> bool:
         """Whether the URL serves the file itself (so iqa4k can fetch it)."""
-        return urlparse(self.url).hostname not in _PAGE_HOSTS
+        return bool(self.url) and urlparse(self.url).hostname not in _PAGE_HOSTS
 
     @property
     def pass_as(self) -> str:
@@ -170,6 +170,9 @@ def fetch(name: str) -> Path:
     if offline():
         reason = f"cannot download {entry.filename}: downloads are disabled by IQA4K_OFFLINE."
         raise WeightsNotFoundError(_instructions(entry, target, reason))
+    if not entry.url:
+        reason = f"{entry.filename} is not in the iqa4k cache ({target})."
+        raise WeightsNotFoundError(_instructions(entry, target, reason))
     if not entry.fetch_as:
         reason = f"{entry.filename} is published on a page ({entry.url}), not as a direct link."
         raise WeightsNotFoundError(_instructions(entry, target, reason))
@@ -237,6 +240,14 @@ def _instructions(entry: WeightsFile, target: Path, reason: str) -> str:
         if entry.sha256
         else "not verified: its SHA-256 is not known to iqa4k"
     )
+    if not entry.url:  # nothing published: weights come from a training run
+        return "\n".join(
+            [
+                reason,
+                f"{metric} has no published weights: {entry.note}.",
+                f"  Pass the checkpoint of a training run: {entry.pass_as}{also}",
+            ]
+        )
     lines = [
         reason,
         f"{metric} needs the file {entry.filename} ({entry.licence}). Either:",

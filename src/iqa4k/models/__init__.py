@@ -24,7 +24,7 @@ from .. import weights
 from ..errors import OptionError
 from .entry import ModelEntry
 
-_MODULES = ("maxiqa", "uiqa", "ahiq", "maniqa", "hyperiqa", "tres")
+_MODULES = ("maxiqa", "uiqa", "ahiq", "maniqa", "hyperiqa", "tres", "smalliqa")
 
 ENTRIES: Mapping[str, ModelEntry] = MappingProxyType(
     {entry.name: entry for entry in (import_module(f".{m}", __name__).ENTRY for m in _MODULES)}

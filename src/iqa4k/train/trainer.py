@@ -1,0 +1,388 @@
+"""One training run: a model entry, a dataset split and a config in; checkpoints, logs and
+test predictions out. The same code runs as one process or under ``torchrun`` (DDP).
+
+Determinism. Every random draw of an epoch (sample order, crop positions, flips, dropout) comes
+from generators seeded by (seed, epoch, sample position), never from state carried across
+epochs, so a run resumed from its last epoch checkpoint after ``kill -9`` ends with the same
+weights as an uninterrupted one, and a global batch gives the same gradient whether one process
+or several compute it.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+
+from ..data.dataset import Dataset, Sample
+from ..data.scaling import MosScale
+from ..data.splits import Split
+from ..errors import IQAError
+from ..io import load_image
+from ..models import get_entry
+from ..models.checkpoint import save_checkpoint
+from ..models.entry import ModelEntry
+from ..models.loading import checkpoint_meta
+from .config import TrainConfig
+
+LOG_COLUMNS = ("epoch", "train_loss", "val_srcc", "val_plcc", "lr", "seconds")
+STATE = "state.pt"  # the resumable state, rewritten after every epoch
+BEST, LAST = "best.safetensors", "last.safetensors"
+
+
+@dataclass
+class RunResult:
+    """What a finished run leaves: where, its epochs, and its test figures (when it had a
+    test part): ``test["best"]`` for the model selected on validation, ``test["last"]`` for
+    the last epoch's."""
+
+    out: Path
+    epochs: int
+    best_epoch: int
+    history: list[dict[str, float]] = field(default_factory=list)
+    test: dict[str, dict[str, float]] = field(default_factory=dict)
+
+
+def _world() -> tuple[int, int]:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _generator(*keys: int) -> torch.Generator:
+    seed = 0
+    for k in keys:
+        seed = (seed * 1_000_003 + int(k)) % (2**63 - 1)
+    return torch.Generator().manual_seed(seed)
+
+
+def _load(sample: Sample) -> tuple[torch.Tensor, ...]:
+    """The sample's image (and reference) as ``[1,3,H,W]`` tensors in [0, 1]."""
+    paths = (sample.image,) if sample.ref is None else (sample.image, sample.ref)
+    return tuple(load_image(p)[None] for p in paths)
+
+
+def _training_sample(
+    entry: ModelEntry, sample: Sample, config: TrainConfig, g: torch.Generator
+) -> list[torch.Tensor]:
+    """One augmented training sample: the entry's training inputs, then a random flip."""
+    inputs = entry.inputs.training_inputs(_load(sample), g)
+    if config.flip == "horizontal" and torch.rand((), generator=g) < 0.5:
+        inputs = [x.flip(-1) for x in inputs]
+    return inputs
+
+
+def _loss(config: TrainConfig, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Per-sample losses ``[B]``."""
+    if config.loss == "l1":
+        return F.l1_loss(pred, target, reduction="none")
+    return F.mse_loss(pred, target, reduction="none")
+
+
+def _optimizer(config: TrainConfig, params) -> torch.optim.Optimizer:
+    kind = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
+    return kind[config.optimizer](params, lr=config.lr, weight_decay=config.weight_decay)
+
+
+def _scheduler(config: TrainConfig, optimizer, steps_per_epoch: int):
+    units = config.epochs * (steps_per_epoch if config.schedule_unit == "iteration" else 1)
+    if config.schedule == "cosine":
+        period = config.cosine_period or units
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=period)
+    if config.schedule == "step":
+        return torch.optim.lr_scheduler.StepLR(optimizer, config.step_size, config.gamma)
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
+
+
+def predict(
+    entry: ModelEntry, net: torch.nn.Module, samples: Sequence[Sample], config: TrainConfig
+) -> list[float]:
+    """The entry's test-time score of each sample (its official protocol), on the training
+    targets' scale; under DDP each process scores a share and every process gets all."""
+    rank, world = _world()
+    device = next(net.parameters()).device
+    net.eval()
+    mine = {}
+    for i in range(rank, len(samples), world):
+        images = [x.to(device) for x in _load(samples[i])]
+        options = _score_options(entry, config)
+        mine[i] = entry.inputs.score(*images, net=net, **options).item()
+    if world > 1:
+        parts: list[dict[int, float]] = [{} for _ in range(world)]
+        dist.all_gather_object(parts, mine)
+        mine = {k: v for part in parts for k, v in part.items()}
+    return [mine[i] for i in range(len(samples))]
+
+
+def _score_options(entry: ModelEntry, config: TrainConfig) -> dict[str, Any]:
+    """Test-time options: the official protocol (views: the default options)."""
+    options = {name: opt.default for name, opt in entry.inputs.options.items()}
+    if "batch_size" in options:
+        options["batch_size"] = config.eval_batch_size
+    return options
+
+
+def figures(pred: Sequence[float], mos: Sequence[float]) -> dict[str, float]:
+    """SRCC, KRCC, PLCC and RMSE (after the 5-parameter logistic fit, falling back to none
+    when it cannot be fitted), ``pred`` on the MOS scale and direction."""
+    from .. import stats
+
+    if len(pred) < 3:
+        return {"n": len(pred)}
+    try:
+        result, fit = stats.evaluate(pred, mos, fit="5pl", n_boot=0), "5pl"
+    except Exception:  # too few or degenerate points for the logistic fit
+        result, fit = stats.evaluate(pred, mos, fit="none", n_boot=0), "none"
+    values = (result.srcc, result.plcc, result.krcc, result.rmse)
+    out = dict(zip(("srcc", "plcc", "krcc", "rmse"), (float(v) for v in values), strict=True))
+    return {"n": len(pred), **out, "fit": fit}
+
+
+def _atomic_save(path: Path, state: dict[str, torch.Tensor], meta: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    save_checkpoint(tmp, state, meta)
+    os.replace(tmp, path)
+
+
+def _state_dict(net: torch.nn.Module) -> dict[str, torch.Tensor]:
+    module = net.module if hasattr(net, "module") else net  # DDP wraps the network
+    return module.state_dict()
+
+
+def train(
+    config: TrainConfig,
+    dataset: Dataset,
+    split: Split,
+    out: str | Path,
+    *,
+    device: str | torch.device | None = None,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> RunResult:
+    """Train ``config``'s model on ``split.train`` of ``dataset``, select on ``split.val``,
+    test on ``split.test``; write ``out/{best,last}.safetensors`` (scored by
+    ``create_metric(metric, weights=...)``), ``log.csv``, ``predictions.csv`` and
+    ``result.json``. An existing ``out/state.pt`` of the same config resumes the run."""
+    out = Path(out)
+    rank, world = _world()
+    entry = get_entry(config.model)
+    release = entry.releases[config.release]
+    if not release.metric:
+        raise IQAError(f"{config.model} release {config.release!r} is not scored as a metric")
+    if config.batch_size % world:
+        raise IQAError(f"batch_size {config.batch_size} is not divisible by {world} processes")
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if device.type == "cuda" and world > 1:
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", rank)))
+    train_samples = [dataset.samples[i] for i in split.train]
+    scale = MosScale.fit([s.mos for s in train_samples], dataset.higher_is_better)
+    targets = torch.tensor([scale.forward(s.mos) for s in train_samples], dtype=torch.float32)
+
+    torch.manual_seed(config.seed)  # the same initial weights in every process
+    net = entry.build(**release.options).to(device)
+    model = net
+    if world > 1:
+        model = torch.nn.parallel.DistributedDataParallel(net)
+    optimizer = _optimizer(config, net.parameters())
+    order_size = len(train_samples) * config.crops_per_image
+    batches = math.ceil(order_size / config.batch_size)
+    steps_per_epoch = math.ceil(batches / config.accumulate)
+    scheduler = _scheduler(config, optimizer, steps_per_epoch)
+    meta = {
+        **checkpoint_meta(entry, config.release),
+        "config": config.to_dict(),
+        "dataset": dataset.spec,
+        "split": split.name,
+        "mos_scale": scale.to_dict(),
+    }
+
+    history: list[dict[str, float]] = []
+    best = {"epoch": 0, "val_srcc": -math.inf}
+    start = 0
+    state_path = out / STATE
+    if state_path.is_file():
+        saved = torch.load(state_path, map_location="cpu", weights_only=True)
+        if saved["config"] != config.to_dict() or saved["split"] != split.name:
+            raise IQAError(f"{state_path} belongs to another config or split; use a new --out")
+        net.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+        history, best, start = saved["history"], saved["best"], saved["epoch"]
+        if rank == 0:
+            log(f"resuming {out} after epoch {start}")
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+
+    val = [dataset.samples[i] for i in split.val]
+    for epoch in range(start + 1, config.epochs + 1):
+        if config.early_stop and val and epoch - best["epoch"] > config.early_stop:
+            break
+        began = time.perf_counter()
+        loss = _train_epoch(
+            entry,
+            model,
+            optimizer,
+            scheduler,
+            train_samples,
+            targets,
+            config,
+            epoch,
+            device,
+            progress and rank == 0,
+        )
+        row = {"epoch": epoch, "train_loss": loss, "lr": optimizer.param_groups[0]["lr"]}
+        if val:
+            pred = predict(entry, net, val, config)
+            fig = figures([scale.inverse(p) for p in pred], [s.mos for s in val])
+            row.update(val_srcc=fig.get("srcc", math.nan), val_plcc=fig.get("plcc", math.nan))
+        row["seconds"] = time.perf_counter() - began
+        history.append(row)
+        improved = not val or row["val_srcc"] > best["val_srcc"]
+        if improved:
+            best = {"epoch": epoch, "val_srcc": row.get("val_srcc", math.nan)}
+        if rank == 0:
+            weights = {k: v.detach().cpu() for k, v in _state_dict(model).items()}
+            _atomic_save(out / LAST, weights, {**meta, "epoch": epoch})
+            if improved:
+                _atomic_save(out / BEST, weights, {**meta, "epoch": epoch})
+            _write_log(out / "log.csv", history)
+            _save_state(state_path, config, split, net, optimizer, scheduler, history, best, epoch)
+            shown = ", ".join(f"{k} {v:.4g}" for k, v in row.items() if k != "epoch")
+            log(f"epoch {epoch}/{config.epochs}: {shown}")
+        if world > 1:
+            dist.barrier()  # every process sees the files of this epoch before going on
+
+    result = RunResult(out, len(history), best["epoch"], history)
+    test = [dataset.samples[i] for i in split.test]
+    if test:
+        result.test = _test(entry, net, test, config, scale, out, rank)
+    if rank == 0:
+        doc = {"epochs": result.epochs, "best_epoch": result.best_epoch, "test": result.test}
+        (out / "result.json").write_text(json.dumps(doc, indent=1))
+    return result
+
+
+def _train_epoch(
+    entry: ModelEntry,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler,
+    samples: Sequence[Sample],
+    targets: torch.Tensor,
+    config: TrainConfig,
+    epoch: int,
+    device: torch.device,
+    show: bool,
+) -> float:
+    """One pass over the training samples in global batches; returns the mean loss.
+
+    Each process computes its share of every global batch; the loss is scaled so that the
+    gradient DDP averages equals the global batch's mean (a process without a sample in the
+    last batch runs one with weight 0, as every process must take part in each step).
+    """
+    from tqdm import tqdm
+
+    rank, world = _world()
+    model.train()
+    torch.manual_seed(config.seed * 1_000_003 + epoch)  # dropout, where a model has it
+    n = len(samples)
+    order = (
+        torch.randperm(n * config.crops_per_image, generator=_generator(config.seed, epoch)) % n
+    ).tolist()
+    starts = range(0, len(order), config.batch_size)
+    autocast = config.amp and device.type == "cuda"
+    total = torch.zeros(2, dtype=torch.float64)
+    for b, start in enumerate(tqdm(starts, desc=f"epoch {epoch}", disable=not show, leave=False)):
+        positions = list(range(start, min(start + config.batch_size, len(order))))
+        mine = positions[rank::world]
+        weights = torch.ones(len(mine)) if mine else torch.zeros(1)
+        mine = mine or positions[:1]
+        parts = [
+            _training_sample(entry, samples[order[p]], config, _generator(config.seed, epoch, p))
+            for p in mine
+        ]
+        inputs = [torch.cat(views).to(device) for views in zip(*parts, strict=True)]
+        target = targets[[order[p] for p in mine]].to(device)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+            pred = model(*inputs)
+        losses = _loss(config, pred.float(), target).cpu() * weights
+        scale = world / (len(positions) * config.accumulate)
+        (losses.sum().to(device) * scale).backward()
+        last = b == len(starts) - 1
+        if (b + 1) % config.accumulate == 0 or last:
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            if config.schedule_unit == "iteration":
+                scheduler.step()
+        total += torch.tensor([losses.sum().item(), weights.sum().item()], dtype=torch.float64)
+    if config.schedule_unit == "epoch":
+        scheduler.step()
+    if world > 1:
+        dist.all_reduce(total)
+    return float(total[0] / total[1])
+
+
+def _test(
+    entry: ModelEntry,
+    net: torch.nn.Module,
+    samples: Sequence[Sample],
+    config: TrainConfig,
+    scale: MosScale,
+    out: Path,
+    rank: int,
+) -> dict[str, dict[str, float]]:
+    """Test figures of the last epoch's and the validation-selected weights, and the
+    per-image predictions (MOS scale) in ``out/predictions.csv``."""
+    from ..models.checkpoint import read_checkpoint
+
+    mos = [s.mos for s in samples]
+    predictions = {}
+    for which, file in (("last", LAST), ("best", BEST)):
+        state, _ = read_checkpoint(out / file)
+        net.load_state_dict(state)
+        predictions[which] = [scale.inverse(p) for p in predict(entry, net, samples, config)]
+    if rank == 0:
+        with open(out / "predictions.csv", "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(("image", "mos", "best", "last"))
+            for s, m, b, la in zip(
+                samples, mos, predictions["best"], predictions["last"], strict=True
+            ):
+                writer.writerow((s.image.as_posix(), m, repr(b), repr(la)))
+    return {which: figures(p, mos) for which, p in predictions.items()}
+
+
+def _write_log(path: Path, history: Sequence[dict[str, float]]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, LOG_COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(history)
+    os.replace(tmp, path)
+
+
+def _save_state(path, config, split, net, optimizer, scheduler, history, best, epoch) -> None:
+    """Everything a resumed run needs, written beside and renamed (a kill never leaves half)."""
+    state = {
+        "config": config.to_dict(),
+        "split": split.name,
+        "epoch": epoch,
+        "model": net.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "history": history,
+        "best": best,
+    }
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
