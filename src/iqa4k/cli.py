@@ -18,7 +18,13 @@ from .evaluation import IMAGE_COLUMNS, evaluate_csv
 from .registry import METRICS, get_spec
 from .report.maps import overlay_writer
 from .report.plots import plot_evaluation
-from .report.tables import evaluation_table, metric_info, metric_table, score_summary
+from .report.tables import (
+    crossval_table,
+    evaluation_table,
+    metric_info,
+    metric_table,
+    score_summary,
+)
 from .scoring import metric_names, score_files
 
 __all__ = ["build_parser", "main", "parse_value"]
@@ -150,6 +156,104 @@ def _cmd_datasets(args: argparse.Namespace) -> int:
     return 0
 
 
+def _training_config(args: argparse.Namespace):
+    from .train.config import load_config
+    from .train.presets import get_preset
+
+    if (args.config is None) == (args.preset is None):
+        raise OptionError("give a CONFIG file or --preset NAME (one of them)")
+    config = get_preset(args.preset) if args.preset else load_config(args.config)
+    return config.replace(**_parse_opts(args.set)) if args.set else config
+
+
+def _distributed() -> bool:
+    """Join the process group when launched by torchrun (WORLD_SIZE > 1)."""
+    import os
+
+    import torch
+    import torch.distributed as dist
+
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return False
+    dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return True
+
+
+def _with_process_group(run):
+    import torch.distributed as dist
+
+    joined = _distributed()
+    try:
+        return run()
+    finally:
+        if joined:
+            dist.destroy_process_group()
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from .data import open_dataset
+    from .data.splits import kfold, official, train_on_all
+    from .train.trainer import train
+
+    config = _training_config(args)
+    dataset = open_dataset(args.dataset)
+    if args.split == "official":
+        split = official(dataset)
+    elif args.split.startswith("fold"):
+        folds = kfold(dataset.groups(), args.folds, config.seed, config.val_fraction)
+        index = int(args.split[4:] or 0)
+        if not 0 <= index < len(folds):
+            raise OptionError(f"--split {args.split}: folds are fold0 .. fold{len(folds) - 1}")
+        split = folds[index]
+    else:
+        split = train_on_all(dataset.groups(), config.seed, config.val_fraction)
+    result = _with_process_group(
+        lambda: train(
+            config, dataset, split, args.out, device=args.device, progress=not args.no_progress
+        )
+    )
+    for which, fig in result.test.items():
+        print(f"test ({which}): " + ", ".join(f"{k} {v:.4g}" for k, v in fig.items() if k != "fit"))
+    print(
+        f"weights: {Path(args.out) / 'best.safetensors'} (score with -m {config.model} "
+        f"--opt weights=...)"
+    )
+    return 0
+
+
+def _cmd_crossval(args: argparse.Namespace) -> int:
+    from .data import open_dataset
+    from .train.crossval import crossval
+
+    config = _training_config(args)
+    dataset = open_dataset(args.dataset)
+    compare = [m for m in (args.compare or "").split(",") if m]
+    summary = _with_process_group(
+        lambda: crossval(
+            config,
+            dataset,
+            args.folds,
+            args.out,
+            preset=args.preset or "",
+            compare=compare,
+            device=args.device,
+            progress=not args.no_progress,
+        )
+    )
+    print(crossval_table(summary))
+    return 0
+
+
+def _cmd_test(args: argparse.Namespace) -> int:
+    from .data import open_dataset
+    from .train.transfer import test_checkpoint
+
+    doc = test_checkpoint(args.weights, open_dataset(args.dataset), args.out)
+    shown = ", ".join(f"{k} {doc[k]:.4g}" for k in ("srcc", "plcc", "krcc", "rmse") if k in doc)
+    print(f"{doc['metric']} on {doc['dataset']} ({doc['n']} images): {shown}")
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import demo_main  # loaded only for this command
 
@@ -239,6 +343,43 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("datasets", help="dataset adapters, or check and summarise one dataset")
     s.add_argument("dataset", nargs="?", metavar="NAME:ROOT", help="e.g. koniq:/data/koniq10k")
     s.set_defaults(func=_cmd_datasets)
+
+    def recipe(s: argparse.ArgumentParser) -> None:
+        s.add_argument("config", nargs="?", help="YAML training config (or --preset)")
+        s.add_argument("--preset", help="a training preset, e.g. cpu-small (see docs/training.md)")
+        s.add_argument("--dataset", required=True, metavar="NAME:ROOT", help="see `iqa4k datasets`")
+        s.add_argument("--out", required=True, help="output folder (a rerun resumes it)")
+        s.add_argument(
+            "--set",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="override a config key, repeatable (e.g. --set epochs=5)",
+        )
+        s.add_argument("--device", help="torch device (default: cuda when present, else cpu)")
+        s.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+    s = sub.add_parser("train", help="train a model on a dataset (torchrun for several processes)")
+    recipe(s)
+    s.add_argument(
+        "--split",
+        default="official",
+        help="official (the dataset's), foldI (k-fold part I), or all (no test part)",
+    )
+    s.add_argument("--folds", type=_positive_int, default=5, help="k of --split foldI")
+    s.set_defaults(func=_cmd_train)
+
+    s = sub.add_parser("crossval", help="content-disjoint k-fold cross-validation of a recipe")
+    recipe(s)
+    s.add_argument("--folds", type=_positive_int, default=5, help="number of folds (default 5)")
+    s.add_argument("--compare", metavar="METRICS", help="metrics scored on the same test folds")
+    s.set_defaults(func=_cmd_crossval)
+
+    s = sub.add_parser("test", help="score a dataset with a trained checkpoint (cross-dataset)")
+    s.add_argument("--weights", required=True, help="a checkpoint written by iqa4k train")
+    s.add_argument("--dataset", required=True, metavar="NAME:ROOT")
+    s.add_argument("--out", required=True, help="output folder")
+    s.set_defaults(func=_cmd_test)
 
     s = sub.add_parser("demo", help="degrade a sample photo, score it with every metric")
     s.add_argument("--out", default="demo-out", help="output folder (default demo-out)")

@@ -74,6 +74,18 @@ def kfold(
     return splits
 
 
+def train_on_all(groups: Sequence[str], seed: int = 0, val_fraction: float = 0.1) -> Split:
+    """Every image trains except a validation part of about ``val_fraction`` of the groups;
+    nothing is tested (for a final model after cross-validation)."""
+    unique = sorted(set(groups))
+    rng = np.random.default_rng(seed)
+    val_groups = _validation_groups(
+        [unique[i] for i in rng.permutation(len(unique))], val_fraction, rng
+    )
+    train = [i for i, g in enumerate(groups) if g not in val_groups]
+    return Split("all", train, [i for i, g in enumerate(groups) if g in val_groups], [])
+
+
 def _validation_groups(train: list[str], fraction: float, rng: np.random.Generator) -> set[str]:
     if fraction <= 0 or len(train) < 2:
         return set()

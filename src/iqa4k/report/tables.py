@@ -23,6 +23,7 @@ __all__ = [
     "evaluation_table",
     "format_table",
     "metric_info",
+    "crossval_table",
     "dataset_summary",
     "metric_table",
     "score_summary",
@@ -134,6 +135,45 @@ def dataset_summary(dataset: Dataset) -> str:
     ]
     lines += [f"  note:        {note}" for note in dataset.notes]
     return "\n".join(lines)
+
+
+def crossval_table(summary: Mapping[str, Any]) -> str:
+    """Per-fold and mean +- std test figures of a cross-validation, and of the metrics it was
+    compared with on the same folds."""
+    rows = [("", "fold", "n_test", "SRCC", "PLCC", "KRCC", "RMSE")]
+
+    def add(label: str, block: Mapping[str, Any]) -> None:
+        for r in block["folds"]:
+            rows.append(
+                (
+                    label,
+                    str(r["fold"]),
+                    str(r.get("n_test", "")),
+                    *(_num(r.get(k)) for k in ("srcc", "plcc", "krcc", "rmse")),
+                )
+            )
+        mean, std = block["mean"], block["std"]
+        rows.append(
+            (
+                label,
+                "mean",
+                "",
+                *(
+                    f"{_num(mean.get(k))} +- {_num(std.get(k))}"
+                    for k in ("srcc", "plcc", "krcc", "rmse")
+                ),
+            )
+        )
+
+    add(summary.get("config", {}).get("model", "model"), summary)
+    add("(last epoch)", summary["last_epoch"])
+    for metric, block in summary.get("compare", {}).items():
+        add(metric, block)
+    return format_table(rows, right=(False, True, True, True, True, True, True))
+
+
+def _num(value: Any) -> str:
+    return "" if value is None else f"{value:.3f}"
 
 
 # ------------------------------------------------------------------------------- scores
