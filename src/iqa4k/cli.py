@@ -179,6 +179,13 @@ def _distributed() -> bool:
     return True
 
 
+def _is_first_process() -> bool:
+    """Rank 0 (or no torchrun): the process that prints and writes summaries."""
+    import os
+
+    return os.environ.get("RANK", "0") == "0"
+
+
 def _with_process_group(run):
     import torch.distributed as dist
 
@@ -212,6 +219,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
             config, dataset, split, args.out, device=args.device, progress=not args.no_progress
         )
     )
+    if not _is_first_process():
+        return 0
     for which, fig in result.test.items():
         print(f"test ({which}): " + ", ".join(f"{k} {v:.4g}" for k, v in fig.items() if k != "fit"))
     print(
@@ -240,7 +249,8 @@ def _cmd_crossval(args: argparse.Namespace) -> int:
             progress=not args.no_progress,
         )
     )
-    print(crossval_table(summary))
+    if _is_first_process():
+        print(crossval_table(summary))
     return 0
 
 

@@ -88,12 +88,30 @@ def from_dict(
     for key, value in values.items():
         default = _FIELDS[key].default
         kind = type(default) if default is not dataclasses.MISSING else str
-        if kind is float and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
-        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-            raise OptionError(f"{where(key)}: {key} must be a {kind.__name__}, got {value!r}")
-        typed[key] = value
+        coerced = _coerce(kind, value)
+        if coerced is None:
+            article = "an" if kind is int else "a"
+            raise OptionError(
+                f"{where(key)}: {key} must be {article} {kind.__name__}, got {value!r}"
+            )
+        typed[key] = coerced
     return TrainConfig(**typed)
+
+
+def _coerce(kind: type, value: Any) -> Any:
+    """``value`` as ``kind``, or None. Numbers may come as text: YAML 1.1 reads ``1e-3`` as a
+    string."""
+    if isinstance(value, bool) or kind is bool:
+        return value if isinstance(value, kind) else None
+    if kind in (int, float):
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            return None
+        if kind is int:
+            return int(number) if number == int(number) else None
+        return number
+    return value if isinstance(value, kind) else None
 
 
 def load_config(path: str | Path) -> TrainConfig:

@@ -220,10 +220,16 @@ def train(
         history, best, start = saved["history"], saved["best"], saved["epoch"]
         if rank == 0:
             log(f"resuming {out} after epoch {start}")
+    if rank == 0 and world > 1:
+        log(f"{world} processes, {config.batch_size // world} samples each per global batch")
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
 
     val = [dataset.samples[i] for i in split.val]
+    if 0 < len(val) < 3:  # too few for a correlation: the last epoch is the selected one
+        if rank == 0:
+            log(f"note: {len(val)} validation image(s) cannot rank epochs; using the last epoch")
+        val = []
     for epoch in range(start + 1, config.epochs + 1):
         if config.early_stop and val and epoch - best["epoch"] > config.early_stop:
             break

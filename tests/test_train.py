@@ -1,0 +1,241 @@
+"""Training: configs and their errors, learning on a tiny set, checkpoints that score through
+create_metric, exact resume after an interruption, torchrun DDP equal to one process,
+cross-validation and cross-dataset output files."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import iqa4k
+from iqa4k.cli import main
+from iqa4k.data import open_dataset
+from iqa4k.data.splits import kfold
+from iqa4k.errors import OptionError
+from iqa4k.models.checkpoint import read_checkpoint
+from iqa4k.train.config import TrainConfig, load_config
+from iqa4k.train.presets import PRESETS, get_preset
+from iqa4k.train.trainer import train
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> Path:
+    """12 images of 200x200 whose MOS is their sharpness: 6 scenes, a sharp and a blurred
+    version of each (group = scene)."""
+    root = tmp_path_factory.mktemp("tiny")
+    rng = np.random.default_rng(0)
+    rows = ["image,mos,group"]
+    for scene in range(6):
+        pixels = rng.integers(0, 256, (200, 200, 3), dtype=np.uint8)
+        sharp = Image.fromarray(pixels)
+        blurred = sharp.resize((50, 50), Image.BILINEAR).resize((200, 200), Image.BILINEAR)
+        for name, im, mos in (
+            (f"s{scene}_sharp.png", sharp, 80 + scene),
+            (f"s{scene}_blur.png", blurred, 20 + scene),
+        ):
+            im.save(root / name)
+            rows.append(f"{name},{mos},s{scene}")
+    (root / "mos.csv").write_text("\n".join(rows) + "\n")
+    return root
+
+
+def _config(**changes) -> TrainConfig:
+    base = get_preset("cpu-small").replace(epochs=3, batch_size=4, val_fraction=0.2)
+    return base.replace(**changes)
+
+
+def test_config_files_name_the_unknown_key_and_its_line(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("model: smalliqa\nrelease: trained\nlr: 0.001\nlrr: 3\n")
+    with pytest.raises(OptionError, match=r"run.yaml:4: unknown key 'lrr'; valid keys: model"):
+        load_config(path)
+    path.write_text("model: smalliqa\nrelease: trained\nepochs: many\n")
+    with pytest.raises(OptionError, match=r"run.yaml:3: epochs must be an int, got 'many'"):
+        load_config(path)
+    path.write_text("model: smalliqa\nrelease: trained\nlr: 1e-3\nepochs: 2\n")
+    assert load_config(path) == TrainConfig(model="smalliqa", release="trained", lr=1e-3, epochs=2)
+    with pytest.raises(OptionError, match="unknown preset 'gpu-huge'; presets: cpu-small"):
+        get_preset("gpu-huge")
+    with pytest.raises(OptionError, match="batch_size must be positive"):
+        _config(batch_size=0)
+    assert set(PRESETS) >= {"cpu-small"}
+
+
+def test_overfits_eight_images_and_the_checkpoint_scores_through_create_metric(tiny, tmp_path):
+    data = open_dataset(f"csv:{tiny}")
+    split = kfold(data.groups(), 3, seed=0, val_fraction=0.0)[0]
+    config = _config(epochs=25, val_fraction=0.0, flip="none")
+    result = train(config, data, split, tmp_path / "run", progress=False, log=lambda _: None)
+    losses = [row["train_loss"] for row in result.history]
+    assert losses[-1] < losses[0] / 2  # it learns
+    # the checkpoint is a metric: same predictions through create_metric as during the test
+    state, meta = read_checkpoint(tmp_path / "run" / "last.safetensors")
+    assert meta["model"] == "smalliqa" and meta["mos_scale"]["low"] == 20.0
+    metric = iqa4k.create_metric("smalliqa", weights=str(tmp_path / "run" / "last.safetensors"))
+    rows = (tmp_path / "run" / "predictions.csv").read_text().splitlines()[1:]
+    image, _, _, last = rows[0].split(",")
+    scale = meta["mos_scale"]
+    expected = (float(last) - scale["low"]) / (scale["high"] - scale["low"])
+    assert metric(image).item() == pytest.approx(expected, abs=1e-5)
+    assert result.test["last"]["srcc"] > 0.5  # sharp above blurred on unseen scenes
+
+
+def test_resume_after_an_interruption_gives_the_same_weights(tiny, tmp_path):
+    data = open_dataset(f"csv:{tiny}")
+    split = kfold(data.groups(), 3, seed=0, val_fraction=0.5)[0]
+    assert len(split.val) == 4  # enough to rank epochs, so best and last both matter
+    config = _config(epochs=4)
+    train(config, data, split, tmp_path / "whole", progress=False, log=lambda _: None)
+
+    def stop_after_two(message: str) -> None:
+        if message.startswith("epoch 2/"):
+            raise KeyboardInterrupt  # as a kill after the epoch's files were written
+
+    with pytest.raises(KeyboardInterrupt):
+        train(config, data, split, tmp_path / "cut", progress=False, log=stop_after_two)
+    (tmp_path / "cut" / "state.pt.tmp").write_bytes(b"half a file")  # a kill mid-write
+    messages = []
+    train(config, data, split, tmp_path / "cut", progress=False, log=messages.append)
+    assert messages[0].startswith("resuming") and messages[1].startswith("epoch 3/")
+    assert not any("cannot rank" in m for m in messages)
+    for name in ("last.safetensors", "best.safetensors"):
+        a, _ = read_checkpoint(tmp_path / "whole" / name)
+        b, _ = read_checkpoint(tmp_path / "cut" / name)
+        assert all(torch.equal(a[k], b[k]) for k in a)
+    assert (tmp_path / "whole" / "log.csv").read_text().count("\n") == 5
+    with pytest.raises(iqa4k.IQAError, match="another config"):
+        train(config.replace(lr=1e-2), data, split, tmp_path / "cut", progress=False)
+
+
+def test_two_processes_under_torchrun_equal_one(tiny, tmp_path):
+    script = Path(sys.executable).with_name("iqa4k")
+    common = [
+        "train",
+        "--preset",
+        "cpu-small",
+        "--dataset",
+        f"csv:{tiny}",
+        "--split",
+        "fold0",
+        "--folds",
+        "3",
+        "--set",
+        "epochs=2",
+        "--set",
+        "batch_size=4",
+        "--no-progress",
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    one = subprocess.run(
+        [sys.executable, str(script), *common, "--out", str(tmp_path / "one")],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert one.returncode == 0, one.stderr
+    two = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc-per-node",
+            "2",
+            "--master-port",
+            "29533",
+            str(script),
+            *common,
+            "--out",
+            str(tmp_path / "two"),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert two.returncode == 0, two.stderr[-2000:]
+    a, _ = read_checkpoint(tmp_path / "one" / "last.safetensors")
+    b, _ = read_checkpoint(tmp_path / "two" / "last.safetensors")
+    assert max((a[k] - b[k]).abs().max().item() for k in a) < 1e-5
+    assert (tmp_path / "one" / "log.csv").read_text().splitlines()[1].split(",")[1][:6] == (
+        (tmp_path / "two" / "log.csv").read_text().splitlines()[1].split(",")[1][:6]
+    )
+
+
+def test_crossval_and_test_commands_write_their_files(tiny, tmp_path, capsys):
+    out = tmp_path / "cv"
+    argv = [
+        "crossval",
+        "--preset",
+        "cpu-small",
+        "--dataset",
+        f"csv:{tiny}",
+        "--folds",
+        "3",
+        "--out",
+        str(out),
+        "--set",
+        "epochs=1",
+        "--set",
+        "batch_size=4",
+        "--no-progress",
+        "--compare",
+        "niqe",
+    ]
+    assert main(argv) == 0
+    assert "niqe" in capsys.readouterr().out
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["preset"] == "cpu-small" and len(summary["folds"]) == 3
+    assert set(summary["folds"][0]) == {
+        "fold",
+        "n_train",
+        "n_test",
+        "srcc",
+        "plcc",
+        "krcc",
+        "rmse",
+        "epoch",
+    }
+    assert set(summary["mean"]) == set(summary["std"]) == {"srcc", "plcc", "krcc", "rmse"}
+    assert len(summary["compare"]["niqe"]["folds"]) == 3
+    splits = json.loads((out / "splits.json").read_text())
+    tested = sorted(n for s in splits["splits"] for n in s["test"])
+    assert len(tested) == 12 and all(
+        (out / f"fold{i}" / "predictions.csv").is_file() for i in range(3)
+    )
+    assert main([*argv[:-2]]) == 0  # a rerun reuses splits.json and the finished folds
+
+    weights = out / "fold0" / "best.safetensors"
+    assert (
+        main(
+            [
+                "test",
+                "--weights",
+                str(weights),
+                "--dataset",
+                f"csv:{tiny}",
+                "--out",
+                str(tmp_path / "t"),
+            ]
+        )
+        == 0
+    )
+    figures = json.loads((tmp_path / "t" / "figures.json").read_text())
+    assert figures["n"] == 12 and figures["metric"] == "smalliqa"
+
+
+def test_bad_runs_fail_before_training(tiny, tmp_path, capsys):
+    base = ["--preset", "cpu-small", "--dataset", f"csv:{tiny}", "--out", str(tmp_path / "x")]
+    assert main(["crossval", *base, "--folds", "7"]) == 2
+    assert "7 folds need at least 7 content groups; the dataset has 6" in capsys.readouterr().err
+    assert main(["train", *base, "--set", "lrr=1"]) == 2
+    assert "unknown key 'lrr'" in capsys.readouterr().err
+    assert main(["train", *base]) == 2  # a CSV dataset has no official split
+    assert "no official split" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
