@@ -45,7 +45,9 @@ class WeightsFile:
     note: str = ""  # what the file holds and how it was trained or obtained
     # Set when registered (models register their releases under "<model>-<release>"):
     name: str = ""  # registry key, also the cache sub-directory
-    metrics: tuple[str, ...] = ()  # the metrics that read it, for the instructions in errors
+    # the metrics that read it, for the instructions in errors; () for a file only training
+    # reads (a pretrained backbone)
+    metrics: tuple[str, ...] = ()
     option: str = "weights"  # the metric option that passes a copy the user has
     download_option: str = ""  # the option that allows a download; "": allowed by default
 
@@ -56,14 +58,18 @@ class WeightsFile:
 
     @property
     def pass_as(self) -> str:
-        """The call that passes a copy the user has."""
+        """The call that passes a copy the user has ("" for a training-only file)."""
+        if not self.metrics:
+            return ""
         return f"create_metric('{self.metrics[0]}', {self.option}='/path/to/{self.filename}')"
 
     @property
     def fetch_as(self) -> str:
-        """The call that downloads the file into the cache; "" when the URL is a page."""
+        """What downloads the file into the cache; "" when the URL is a page."""
         if not self.direct:
             return ""
+        if not self.metrics:
+            return "any `iqa4k train` run that starts from it"
         allow = f", {self.download_option}=True" if self.download_option else ""
         return f"create_metric('{self.metrics[0]}'{allow})"
 
@@ -77,8 +83,8 @@ REGISTRY: dict[str, WeightsFile] = {}
 
 def register(entry: WeightsFile) -> WeightsFile:
     """Add ``entry`` to :data:`REGISTRY`; called when the package is imported."""
-    if not entry.name or not entry.metrics:
-        raise ValueError(f"{entry.filename}: a registered file needs a name and its metrics")
+    if not entry.name:
+        raise ValueError(f"{entry.filename}: a registered file needs a name")
     if REGISTRY.get(entry.name, entry) != entry:
         raise ValueError(f"two different parameter files are called {entry.name!r}")
     REGISTRY[entry.name] = entry
@@ -233,7 +239,7 @@ def _verify(entry: WeightsFile, path: Path, what: str) -> None:
 
 def _instructions(entry: WeightsFile, target: Path, reason: str) -> str:
     """``reason`` on one line, then how to provide the file: where from, where to, or how."""
-    metric, *others = entry.metrics
+    metric, *others = entry.metrics or ("training that starts from it",)
     also = f" (likewise for {', '.join(repr(m) for m in others)})" if others else ""
     check = (
         f"checked against SHA-256 {entry.sha256}"
@@ -253,8 +259,9 @@ def _instructions(entry: WeightsFile, target: Path, reason: str) -> str:
         f"{metric} needs the file {entry.filename} ({entry.licence}). Either:",
         f"  - fetch it by hand from {entry.url} and save it as {target}",
         f"    (that is the cache directory {target.parent.parent}; IQA4K_HOME moves it);",
-        f"  - or pass your copy: {entry.pass_as}{also}",
     ]
+    if entry.pass_as:
+        lines.append(f"  - or pass your copy: {entry.pass_as}{also}")
     if entry.fetch_as:
         lines.append(
             f"  - or let iqa4k fetch it once into the cache: {entry.fetch_as} (needs network "

@@ -22,6 +22,7 @@ import torch
 
 from .. import weights
 from ..errors import OptionError
+from . import backbones  # noqa: F401 - registers the shared pretrained files
 from .entry import ModelEntry
 
 _MODULES = ("maxiqa", "uiqa", "ahiq", "maniqa", "hyperiqa", "tres", "smalliqa")

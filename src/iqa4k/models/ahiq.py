@@ -31,7 +31,7 @@ from torch import nn
 
 from ..weights import WeightsFile
 from .checkpoint import load_into, strip_prefix
-from .entry import ModelEntry, Release
+from .entry import ModelEntry, Pretrained, Release
 from .inputs import HALF, CropProtocol, Crops, NetInput
 
 # data/pipal.py: RGB / 255, then (x - 0.5) / 0.5; the ResNet gets the same [-1, 1] input (R)
@@ -358,4 +358,8 @@ ENTRY = ModelEntry(
     ),
     kind="FR",
     load=load_checkpoint,
+    pretrained=(
+        Pretrained("resnet", f"ahiq-{RESNET_TAG}"),
+        Pretrained("vit", f"ahiq-{VIT_TAGS[8]}"),
+    ),
 )

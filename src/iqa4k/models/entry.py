@@ -38,6 +38,20 @@ class Release:
 
 
 @dataclass(frozen=True)
+class Pretrained:
+    """Where training initialises a part of the network from, as the official code does (an
+    ImageNet backbone): submodule ``part`` from the registered weights file ``file``. Keys of
+    the file that start with one of ``drop`` (a classifier) are left out and ``rename``
+    (regex, replacement) maps the others onto the part's names; every remaining key must fit
+    the part, which may have layers of its own besides."""
+
+    part: str
+    file: str
+    drop: tuple[str, ...] = ()
+    rename: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
 class ModelEntry:
     """Everything iqa4k knows about a deep model, declared once beside its network."""
 
@@ -48,6 +62,7 @@ class ModelEntry:
     citation: str
     kind: Literal["NR", "FR"] = "NR"  # FR models take (dist, ref) crops at the same windows
     load: Loader | None = None  # for official files that are not one whole state_dict
+    pretrained: tuple[Pretrained, ...] = ()  # what official training starts from
 
     @property
     def n_images(self) -> int:

@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from ..weights import WeightsFile
-from .entry import ModelEntry, Release
+from .entry import ModelEntry, Pretrained, Release
 from .inputs import IMAGENET_MEAN, IMAGENET_STD, CropProtocol, Crops, NetInput
 
 NET_INPUT = NetInput(size=224, mean=IMAGENET_MEAN, std=IMAGENET_STD)
@@ -254,4 +254,5 @@ ENTRY = ModelEntry(
         "S. Su, Q. Yan, Y. Zhu, C. Zhang, X. Ge, J. Sun, Y. Zhang. Blindly assess image quality "
         "in the wild guided by a self-adaptive hyper network. CVPR, 2020."
     ),
+    pretrained=(Pretrained("res", "torchvision-resnet50", drop=("fc.",)),),
 )

@@ -7,6 +7,7 @@ reads as ours (safetensors + JSON metadata), the format training writes too.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ import torch
 
 from .. import weights
 from ..metric_spec import Setup
-from .checkpoint import load_into, read_checkpoint, save_checkpoint
+from .checkpoint import CheckpointError, load_into, read_checkpoint, save_checkpoint
 from .entry import ModelEntry
 
 
@@ -79,3 +80,28 @@ def setup(entry: ModelEntry, release: str) -> Callable[[Mapping[str, Any]], Setu
         return Setup(call={**call, "net": net}, modules={"net": net})
 
     return build
+
+
+def load_pretrained(entry: ModelEntry, net: torch.nn.Module) -> list[str]:
+    """Initialise the parts of ``net`` that official training starts from pretrained
+    (``entry.pretrained``), from the weights cache (downloaded there when the file has a direct
+    link and downloads are allowed); returns what was loaded. A missing file is a
+    :class:`~iqa4k.errors.WeightsNotFoundError` that says where to put it."""
+    loaded = []
+    for init in entry.pretrained:
+        path = weights.resolve(init.file, download=True)
+        state, _ = read_checkpoint(path)
+        state = {k: v for k, v in state.items() if not k.startswith(init.drop)}
+        for pattern, replacement in init.rename:
+            state = {re.sub(pattern, replacement, k): v for k, v in state.items()}
+        part = net.get_submodule(init.part)
+        own = part.state_dict()
+        unknown = sorted(k for k in state if k not in own or own[k].shape != state[k].shape)
+        if unknown:
+            shown = ", ".join(unknown[:5]) + (
+                f" (+{len(unknown) - 5} more)" if len(unknown) > 5 else ""
+            )
+            raise CheckpointError(f"{path} does not fit {entry.name}.{init.part}: {shown}")
+        part.load_state_dict(state, strict=False)
+        loaded.append(f"{init.part} <- {path.name} ({len(state)} tensors)")
+    return loaded

@@ -47,7 +47,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..weights import WeightsFile
-from .entry import ModelEntry, Release
+from .entry import ModelEntry, Pretrained, Release
 from .inputs import HALF, CropProtocol, Crops, NetInput
 
 NET_INPUT = NetInput(size=224, mean=HALF, std=HALF)
@@ -429,4 +429,6 @@ ENTRY = ModelEntry(
         "Multi-dimension attention network for no-reference image quality assessment. CVPR "
         "Workshops (NTIRE), 2022."
     ),
+    # the ViT-B/8 of the vendored timm 0.5.5: the AugReg file AHIQ also reads
+    pretrained=(Pretrained("vit", "ahiq-vit_base_patch8_224.augreg_in21k_ft_in1k"),),
 )

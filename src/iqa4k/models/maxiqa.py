@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..weights import WeightsFile
-from .entry import ModelEntry, Release
+from .entry import ModelEntry, Pretrained, Release
 from .inputs import HALF, CropProtocol, Crops, NetInput
 
 # utils/process.py: RGB / 255, then Normalize(0.5, 0.5) -> [-1, 1]; crops of 224 (timm's
@@ -271,5 +271,13 @@ ENTRY = ModelEntry(
         "S. Lee, A. Zhang. MaxIQA: MaxViT backbone with channel attention and self-attention "
         "for blind image quality assessment of 4K super-resolution images. University of "
         "Bristol, 2025 (github.com/mb21100/myModel)."
+    ),
+    pretrained=(
+        Pretrained(
+            "backbone",
+            "timm-maxvit_rmlp_base_rw_224.sw_in12k_ft_in1k",
+            drop=("head.",),
+            rename=((r"^stages\.(\d+)", r"stages_\1"),),  # features_only names
+        ),
     ),
 )

@@ -40,7 +40,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..weights import WeightsFile
-from .entry import ModelEntry, Release
+from .entry import ModelEntry, Pretrained, Release
 from .inputs import IMAGENET_MEAN, IMAGENET_STD, CropProtocol, Crops, NetInput
 
 NET_INPUT = NetInput(size=224, mean=IMAGENET_MEAN, std=IMAGENET_STD)
@@ -336,4 +336,5 @@ ENTRY = ModelEntry(
         "S. A. Golestaneh, S. Dadsetan, K. M. Kitani. No-reference image quality assessment via "
         "transformers, relative ranking, and self-consistency. WACV, 2022."
     ),
+    pretrained=(Pretrained("model", "torchvision-resnet50"),),
 )

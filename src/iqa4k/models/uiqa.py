@@ -27,7 +27,7 @@ from torch import nn
 
 from ..metric_spec import Option
 from ..weights import WeightsFile
-from .entry import ModelEntry, Release
+from .entry import ModelEntry, Pretrained, Release
 from .inputs import IMAGENET_MEAN, IMAGENET_STD, NetInput, Views, pil_resize
 from .saliency import salient_window
 from .sampling import centre_position
@@ -251,5 +251,15 @@ ENTRY = ModelEntry(
     citation=(
         "W. Sun et al. Assessing UHD image quality from aesthetics, distortions, and saliency. "
         "arXiv:2409.00749, 2024 (winner of the AIM 2024 UHD-IQA challenge)."
+    ),
+    # ImageNet Swin-T in each branch; the official run starts from an AVA-trained Swin-T
+    # that is not published (docs/training.md)
+    pretrained=tuple(
+        Pretrained(branch, "torchvision-swin_t", drop=("head.",))
+        for branch in (
+            "aesthetics_feature_extraction",
+            "distortion_feature_extraction",
+            "saliency_feature_extraction",
+        )
     ),
 )

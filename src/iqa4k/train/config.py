@@ -34,6 +34,11 @@ class TrainConfig:
     accumulate: int = 1  # batches whose gradients add up before one optimiser step
     crops_per_image: int = 1  # training samples drawn from each image per epoch
     flip: Literal["none", "horizontal"] = "horizontal"  # random left-right flip of a sample
+    flip_probability: float = 0.5
+    resize_to: int = 0  # training images resized to this square side first (0: as they are)
+    pretrained: bool = False  # start the model's pretrained parts from their files (official)
+    freeze_pretrained: bool = False  # and keep them fixed, in eval mode (AHIQ's backbones)
+    head_lr_ratio: float = 1.0  # learning rate of the other layers, relative to lr (HyperIQA 10)
     val_fraction: float = 0.1  # content groups of the training part kept for validation
     early_stop: int = 0  # stop after this many epochs without a better validation SRCC; 0: never
     eval_batch_size: int = 16  # crops per forward pass when predicting

@@ -1,8 +1,8 @@
 """Training presets: every recipe as one :class:`TrainConfig`, with where it comes from.
 
-``cpu-small`` is iqa4k's own, meant to learn on a laptop CPU in minutes. The official recipes
-of the papers' models are declared with the values of their training scripts (see
-docs/training.md for the sources and the fixes applied).
+``cpu-small`` is iqa4k's own, meant to learn on a laptop CPU in minutes. The others are the
+official recipes of the papers' models, with the values of their training scripts (see
+docs/training.md and docs/models.md for the sources, and the fixes marked F).
 """
 
 from __future__ import annotations
@@ -27,6 +27,88 @@ PRESETS: dict[str, TrainConfig] = {
             "SmallIQA from scratch: AdamW 2e-3, cosine over the run, 30 epochs of one random "
             "192 crop per image, left-right flips; minutes on a laptop CPU."
         ),
+    ),
+    # The papers' recipes, as their training scripts set them (docs/training.md lists the
+    # sources). Fixes (F): flips are real left-right flips (the scripts flip a CHW array's
+    # channel or row axis), HyperIQA's second parameter group is really optimised, epochs are
+    # chosen on validation, never on the test part.
+    "maxiqa-pipal": TrainConfig(
+        model="maxiqa",
+        release="pipal",
+        loss="mse",
+        optimizer="adamw",
+        lr=1e-5,
+        weight_decay=1e-5,
+        schedule="cosine",
+        schedule_unit="iteration",
+        cosine_period=60,  # (R) T_max=60 stepped per iteration: the rate cycles every 120 steps
+        epochs=60,
+        batch_size=16,
+        seed=20,
+        pretrained=True,
+        description="mb21100/myModel train_maniqa.py on PIPAL: MSE, AdamW 1e-5, batch 16, 60 "
+        "epochs, RandCrop 224 + flip, ImageNet-12k MaxViT-B",
+    ),
+    "ahiq-pipal": TrainConfig(
+        model="ahiq",
+        release="pipal",
+        loss="mse",
+        optimizer="adam",
+        lr=1e-4,
+        weight_decay=1e-5,
+        schedule="cosine",
+        schedule_unit="iteration",
+        cosine_period=50,  # (R) T_max=50 stepped per iteration
+        epochs=200,
+        batch_size=4,
+        seed=1919,
+        pretrained=True,
+        freeze_pretrained=True,
+        description="IIGROUP/AHIQ train.py on PIPAL: MSE, Adam 1e-4 on the two heads, frozen "
+        "timm ResNet-50 and ViT-B/8, batch 4, 200 epochs, shared RandCrop 224 + flip",
+    ),
+    **{
+        f"maniqa-{data}": TrainConfig(
+            model="maniqa",
+            release=data,
+            loss="mse",
+            optimizer="adam",
+            lr=1e-5,
+            weight_decay=1e-5,
+            schedule="cosine",
+            schedule_unit="iteration",
+            cosine_period=50,  # (R) T_max=50 stepped per iteration
+            epochs=300,
+            batch_size=8,
+            flip_probability=flip,
+            resize_to=resize,
+            seed=20,
+            pretrained=True,
+            description=f"IIGROUP/MANIQA train_maniqa.py, {data} config: MSE, Adam 1e-5, batch "
+            f"8, 300 epochs, RandCrop 224 + flip (p {flip})"
+            + (", images resized to 224x224 first" if resize else ""),
+        )
+        for data, flip, resize in (("koniq", 0.7, 224), ("kadid", 0.5, 0), ("pipal", 0.5, 0))
+    },
+    "hyperiqa-koniq": TrainConfig(
+        model="hyperiqa",
+        release="koniq",
+        loss="l1",
+        optimizer="adam",
+        lr=2e-5,
+        head_lr_ratio=10.0,  # the hyper network at 2e-4 (F: optimised in every epoch)
+        weight_decay=5e-4,
+        schedule="step",
+        schedule_unit="epoch",
+        step_size=6,
+        gamma=0.1,  # lr / 10^(epoch // 6)
+        epochs=16,
+        batch_size=96,
+        crops_per_image=25,
+        seed=0,
+        pretrained=True,
+        description="SSL92/hyperIQA HyperIQASolver on KonIQ: L1, Adam 2e-5 (hyper network 10x), "
+        "batch 96, 16 epochs, 25 crops of 224 per image after Resize((512, 384)), flips",
     ),
 }
 

@@ -32,7 +32,7 @@ from ..io import load_image
 from ..models import get_entry
 from ..models.checkpoint import save_checkpoint
 from ..models.entry import ModelEntry
-from ..models.loading import checkpoint_meta
+from ..models.loading import checkpoint_meta, load_pretrained
 from .config import TrainConfig
 
 LOG_COLUMNS = ("epoch", "train_loss", "val_srcc", "val_plcc", "lr", "seconds")
@@ -66,9 +66,10 @@ def _generator(*keys: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def _load(sample: Sample) -> tuple[torch.Tensor, ...]:
-    """The sample's image (and reference) as ``[1,3,H,W]`` tensors in [0, 1]."""
-    paths = (sample.image,) if sample.ref is None else (sample.image, sample.ref)
+def _load(sample: Sample, entry: ModelEntry) -> tuple[torch.Tensor, ...]:
+    """The sample's image (and, for a full-reference model, its reference) as ``[1,3,H,W]``
+    tensors in [0, 1]."""
+    paths = (sample.image, sample.ref) if entry.kind == "FR" else (sample.image,)
     return tuple(load_image(p)[None] for p in paths)
 
 
@@ -76,8 +77,15 @@ def _training_sample(
     entry: ModelEntry, sample: Sample, config: TrainConfig, g: torch.Generator
 ) -> list[torch.Tensor]:
     """One augmented training sample: the entry's training inputs, then a random flip."""
-    inputs = entry.inputs.training_inputs(_load(sample), g)
-    if config.flip == "horizontal" and torch.rand((), generator=g) < 0.5:
+    images = _load(sample, entry)
+    if config.resize_to:  # the whole image to a square first (MANIQA's KonIQ recipe)
+        side = (config.resize_to, config.resize_to)
+        images = tuple(
+            F.interpolate(x, size=side, mode="bicubic", align_corners=False).clamp(0, 1)
+            for x in images
+        )
+    inputs = entry.inputs.training_inputs(images, g)
+    if config.flip == "horizontal" and torch.rand((), generator=g) < config.flip_probability:
         inputs = [x.flip(-1) for x in inputs]
     return inputs
 
@@ -89,9 +97,21 @@ def _loss(config: TrainConfig, pred: torch.Tensor, target: torch.Tensor) -> torc
     return F.mse_loss(pred, target, reduction="none")
 
 
-def _optimizer(config: TrainConfig, params) -> torch.optim.Optimizer:
+def _optimizer(
+    config: TrainConfig, entry: ModelEntry, net: torch.nn.Module
+) -> torch.optim.Optimizer:
+    """The optimiser over the trainable parameters: pretrained parts at ``lr``, the other
+    layers at ``lr * head_lr_ratio`` (one group when there is no pretrained part)."""
     kind = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
-    return kind[config.optimizer](params, lr=config.lr, weight_decay=config.weight_decay)
+    pretrained = {
+        id(p) for init in entry.pretrained for p in net.get_submodule(init.part).parameters()
+    }
+    backbone = [p for p in net.parameters() if id(p) in pretrained and p.requires_grad]
+    rest = [p for p in net.parameters() if id(p) not in pretrained and p.requires_grad]
+    groups = [{"params": rest, "lr": config.lr * config.head_lr_ratio}]
+    if backbone:
+        groups.insert(0, {"params": backbone, "lr": config.lr})
+    return kind[config.optimizer](groups, lr=config.lr, weight_decay=config.weight_decay)
 
 
 def _scheduler(config: TrainConfig, optimizer, steps_per_epoch: int):
@@ -114,7 +134,7 @@ def predict(
     net.eval()
     mine = {}
     for i in range(rank, len(samples), world):
-        images = [x.to(device) for x in _load(samples[i])]
+        images = [x.to(device) for x in _load(samples[i], entry)]
         options = _score_options(entry, config)
         mine[i] = entry.inputs.score(*images, net=net, **options).item()
     if world > 1:
@@ -179,6 +199,8 @@ def train(
     release = entry.releases[config.release]
     if not release.metric:
         raise IQAError(f"{config.model} release {config.release!r} is not scored as a metric")
+    if entry.kind == "FR" and not dataset.full_reference:
+        raise IQAError(f"{entry.name} is full-reference; {dataset.spec} has no references")
     if config.batch_size % world:
         raise IQAError(f"batch_size {config.batch_size} is not divisible by {world} processes")
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -189,11 +211,19 @@ def train(
     targets = torch.tensor([scale.forward(s.mos) for s in train_samples], dtype=torch.float32)
 
     torch.manual_seed(config.seed)  # the same initial weights in every process
-    net = entry.build(**release.options).to(device)
+    net = entry.build(**release.options)
+    frozen = [init.part for init in entry.pretrained] if config.freeze_pretrained else []
+    if config.pretrained and not (out / STATE).is_file():  # a resumed run has its weights
+        for line in load_pretrained(entry, net):
+            if rank == 0:
+                log(f"pretrained: {line}")
+    for part in frozen:
+        net.get_submodule(part).requires_grad_(False)
+    net = net.to(device)
     model = net
     if world > 1:
         model = torch.nn.parallel.DistributedDataParallel(net)
-    optimizer = _optimizer(config, net.parameters())
+    optimizer = _optimizer(config, entry, net)
     order_size = len(train_samples) * config.crops_per_image
     batches = math.ceil(order_size / config.batch_size)
     steps_per_epoch = math.ceil(batches / config.accumulate)
@@ -237,6 +267,7 @@ def train(
         loss = _train_epoch(
             entry,
             model,
+            frozen,
             optimizer,
             scheduler,
             train_samples,
@@ -281,6 +312,7 @@ def train(
 def _train_epoch(
     entry: ModelEntry,
     model: torch.nn.Module,
+    frozen: Sequence[str],
     optimizer: torch.optim.Optimizer,
     scheduler,
     samples: Sequence[Sample],
@@ -300,6 +332,9 @@ def _train_epoch(
 
     rank, world = _world()
     model.train()
+    net = model.module if hasattr(model, "module") else model
+    for part in frozen:  # fixed parts keep their statistics, as in the official code
+        net.get_submodule(part).eval()
     torch.manual_seed(config.seed * 1_000_003 + epoch)  # dropout, where a model has it
     n = len(samples)
     order = (

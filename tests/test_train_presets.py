@@ -1,0 +1,151 @@
+"""The official training presets: each starts from its declared pretrained files (checked
+here on files of the same architectures with random weights, as no download happens in the
+tests), a missing file stops the run before training, and each recipe overfits eight images
+on the CPU (random initialisation, explicitly: pretrained=false)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from iqa4k import weights
+from iqa4k.cli import main
+from iqa4k.data import open_dataset
+from iqa4k.data.splits import kfold
+from iqa4k.errors import WeightsNotFoundError
+from iqa4k.models import ENTRIES
+from iqa4k.models.checkpoint import read_checkpoint
+from iqa4k.models.loading import load_pretrained
+from iqa4k.train.presets import PRESETS
+from iqa4k.train.trainer import train
+
+OFFICIAL = [name for name in PRESETS if name != "cpu-small"]
+
+
+def _source_files() -> dict[str, torch.nn.Module]:
+    """Networks of the architectures the pretrained files hold, by registry name."""
+    import timm
+    from torchvision.models import resnet50, swin_t
+
+    return {
+        "torchvision-resnet50": resnet50(),
+        "torchvision-swin_t": swin_t(),
+        "timm-maxvit_rmlp_base_rw_224.sw_in12k_ft_in1k": timm.create_model(
+            "maxvit_rmlp_base_rw_224.sw_in12k_ft_in1k"
+        ),
+        "ahiq-resnet50.a1_in1k": timm.create_model("resnet50.a1_in1k"),
+        "ahiq-vit_base_patch8_224.augreg_in21k_ft_in1k": timm.create_model(
+            "vit_base_patch8_224.augreg_in21k_ft_in1k"
+        ),
+    }
+
+
+@pytest.mark.slow
+def test_every_pretrained_file_fits_its_part(tmp_path, monkeypatch):
+    from safetensors.torch import save_file
+
+    monkeypatch.setenv("IQA4K_HOME", str(tmp_path))
+    monkeypatch.setenv("IQA4K_OFFLINE", "1")
+    sources = _source_files()
+    for name, net in sources.items():
+        target = weights.cache_path(name)
+        target.parent.mkdir(parents=True)
+        state = {k: v.contiguous() for k, v in net.state_dict().items()}
+        if target.suffix == ".safetensors":
+            save_file(state, str(target))
+        else:
+            torch.save(state, target)
+        # a torchvision file is checked against the 8-digit hash in its name
+        monkeypatch.setitem(
+            weights.REGISTRY,
+            name,
+            weights.REGISTRY[name].__class__(**{**weights.REGISTRY[name].__dict__, "sha256": None}),
+        )
+    for model in ("hyperiqa", "tres", "maniqa", "maxiqa", "ahiq", "uiqa"):
+        entry = ENTRIES[model]
+        with torch.device("meta"):
+            pass
+        net = entry.build(**next(r.options for r in entry.releases.values() if r.metric))
+        loaded = load_pretrained(entry, net)
+        assert len(loaded) == len(entry.pretrained) and entry.pretrained
+        for init in entry.pretrained:
+            part = net.get_submodule(init.part).state_dict()
+            source, _ = read_checkpoint(weights.cache_path(init.file))
+            key = next(k for k in source if not k.startswith(init.drop) and source[k].dim() == 4)
+            mapped = key
+            for pattern, replacement in init.rename:
+                import re
+
+                mapped = re.sub(pattern, replacement, mapped)
+            assert torch.equal(part[mapped], source[key]), (model, init.part, key)
+
+
+def test_a_missing_pretrained_file_stops_the_run_first(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("IQA4K_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("IQA4K_OFFLINE", "1")
+    rows = "image,mos\n" + "".join(f"{i}.png,{i}\n" for i in range(6))
+    (tmp_path / "mos.csv").write_text(rows)
+    for i in range(6):
+        Image.new("RGB", (230, 230)).save(tmp_path / f"{i}.png")
+    argv = [
+        "train",
+        "--preset",
+        "hyperiqa-koniq",
+        "--dataset",
+        f"csv:{tmp_path}",
+        "--split",
+        "fold0",
+        "--out",
+        str(tmp_path / "run"),
+    ]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert (
+        "resnet50-0676ba61.pth" in err and str(tmp_path / "cache" / "torchvision-resnet50") in err
+    )
+    assert "download.pytorch.org" in err
+    assert not (tmp_path / "run" / "log.csv").exists()
+    with pytest.raises(WeightsNotFoundError):
+        load_pretrained(ENTRIES["tres"], ENTRIES["tres"].build())
+
+
+@pytest.fixture(scope="module")
+def eight(tmp_path_factory):
+    """Eight 240x240 images (two blurred versions of four references), with references."""
+    root = tmp_path_factory.mktemp("eight")
+    rng = np.random.default_rng(1)
+    rows = ["image,mos,ref"]
+    for r in range(4):
+        pixels = rng.integers(0, 256, (240, 240, 3), dtype=np.uint8)
+        ref = Image.fromarray(pixels)
+        ref.save(root / f"r{r}.png")
+        for level, mos in ((2, 70), (6, 20)):
+            small = ref.resize((240 // level, 240 // level), Image.BILINEAR)
+            small.resize((240, 240), Image.BILINEAR).save(root / f"r{r}_{level}.png")
+            rows.append(f"r{r}_{level}.png,{mos + r},r{r}.png")
+    (root / "mos.csv").write_text("\n".join(rows) + "\n")
+    return root
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("preset", OFFICIAL)
+def test_official_recipe_overfits_eight_images(preset, eight, tmp_path):
+    data = open_dataset(f"csv:{eight}")
+    split = kfold(data.groups(), 2, seed=0, val_fraction=0.0)[0]
+    split = type(split)("all8", sorted(split.train + split.test), [], [])
+    config = PRESETS[preset].replace(
+        pretrained=False,
+        epochs=8,
+        batch_size=4,
+        crops_per_image=1,
+        lr=1e-4,
+        schedule="none",
+        val_fraction=0.0,
+        flip="none",
+    )
+    torch.set_num_threads(2)
+    result = train(config, data, split, tmp_path / preset, progress=False, log=lambda _: None)
+    losses = [row["train_loss"] for row in result.history]
+    assert all(np.isfinite(losses)) and losses[-1] < losses[0] / 2, losses
