@@ -239,3 +239,31 @@ def test_bad_runs_fail_before_training(tiny, tmp_path, capsys):
     assert main(["train", *base]) == 2  # a CSV dataset has no official split
     assert "no official split" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+
+
+def test_fidelity_loss_is_the_official_pair_loss():
+    """UIQA's utils.py: mean over pairs of 1 - sqrt(p g) - sqrt((1-p)(1-g)) with
+    p = Phi(s1 - s2), g = Phi(y1 - y2), plus w_L2 (MSE(s1, y1) + MSE(s2, y2))."""
+    from iqa4k.train.losses import _fidelity
+
+    config = _config(loss="fidelity", pair_weight=1.0, regression_weight=0.1)
+    pred = torch.tensor([0.7, 0.2, 0.4, 0.9])
+    target = torch.tensor([0.8, 0.1, 0.3, 0.6])
+    s1, s2, y1, y2 = pred[::2], pred[1::2], target[::2], target[1::2]
+    phi = torch.distributions.Normal(0.0, 1.0).cdf
+    p, g = phi(s1 - s2), phi(y1 - y2)
+    fid = (1 - (p * g + 1e-8).sqrt() - ((1 - p) * (1 - g) + 1e-8).sqrt()).mean()
+    official = fid + 0.1 * (((s1 - y1) ** 2).mean() + ((s2 - y2) ** 2).mean())
+    assert _fidelity(pred, target, config).mean().item() == pytest.approx(official.item(), abs=1e-7)
+
+
+def test_ranking_term_orders_the_batch_extremes():
+    from iqa4k.train.losses import _ranking
+
+    target = torch.tensor([0.1, 0.2, 0.8, 0.9])
+    # best and worst as far apart as their labels, each near its runner-up: no loss
+    assert _ranking(torch.tensor([0.1, 0.2, 0.8, 0.9]), target).item() < 1e-6
+    # worst and best predicted alike, runners-up far: each triplet costs 0.4 + margin 0.7
+    bad = _ranking(torch.tensor([0.5, 0.1, 0.9, 0.5]), target).item()
+    assert bad == pytest.approx(2.2, abs=1e-5)
+    assert _ranking(torch.tensor([0.5, 0.5, 0.5]), target[:3]).item() == 0.0  # too few

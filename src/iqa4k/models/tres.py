@@ -294,14 +294,19 @@ class TReS(nn.Module):
         joint = torch.cat((self.fc2(tokens.mean(dim=1)), layer4.mean(dim=(2, 3))), dim=1)
         return self.fc(joint)[:, 0], tokens, layer4
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``[B,3,224,224]`` ImageNet-normalised crops -> ``[B]`` quality scores.
+    def forward(
+        self, x: torch.Tensor, training_outputs: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``[B,3,224,224]`` ImageNet-normalised crops -> ``[B]`` quality scores
+        (``training_outputs``: :meth:`forward_train`'s triple, for the training loss).
 
         The official forward's prediction, without its flipped pass (which only feeds the
         consistency loss). The official forward also calls its dropout modules at test time,
         but ``nn.Dropout`` and the attention dropout do nothing in eval mode, so the eval-mode
         score is deterministic. In training mode the feature and transformer dropouts act.
         """
+        if training_outputs:
+            return self.forward_train(x)
         return self._pass(x, feature_dropout=True)[0]
 
     def forward_train(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -20,7 +20,9 @@ class TrainConfig:
 
     model: str  # a model entry (iqa4k.models)
     release: str  # the release whose build options and metric the trained network takes
-    loss: Literal["mse", "l1"] = "mse"
+    loss: Literal["mse", "l1", "fidelity", "tres"] = "mse"  # see iqa4k.train.losses
+    pair_weight: float = 1.0  # fidelity: weight of the pair term
+    regression_weight: float = 1.0  # fidelity: weight of the squared errors
     optimizer: Literal["adam", "adamw", "sgd"] = "adamw"
     lr: float = 1e-4
     weight_decay: float = 0.0

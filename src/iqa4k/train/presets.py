@@ -49,6 +49,24 @@ PRESETS: dict[str, TrainConfig] = {
         description="mb21100/myModel train_maniqa.py on PIPAL: MSE, AdamW 1e-5, batch 16, 60 "
         "epochs, RandCrop 224 + flip, ImageNet-12k MaxViT-B",
     ),
+    "maxiqa-sr4kiqa": TrainConfig(
+        model="maxiqa",
+        release="pipal",
+        loss="mse",
+        optimizer="adam",
+        lr=1e-5,
+        weight_decay=2e-4,
+        schedule="cosine",
+        schedule_unit="iteration",
+        cosine_period=10,  # (R) T_max=10 stepped per iteration
+        epochs=7,
+        batch_size=4,
+        crops_per_image=25,  # the script's 25 crops per batch, one optimiser step each
+        seed=20,
+        pretrained=True,
+        description="mb21100/myModel inference.py 5-fold on SR4KIQA: MSE, Adam 1e-5, wd 2e-4, "
+        "batch 4, 7 epochs, 25 random 224 crops per image, from the ImageNet MaxViT-B",
+    ),
     "ahiq-pipal": TrainConfig(
         model="ahiq",
         release="pipal",
@@ -109,6 +127,46 @@ PRESETS: dict[str, TrainConfig] = {
         pretrained=True,
         description="SSL92/hyperIQA HyperIQASolver on KonIQ: L1, Adam 2e-5 (hyper network 10x), "
         "batch 96, 16 epochs, 25 crops of 224 per image after Resize((512, 384)), flips",
+    ),
+    "uiqa-uhdiqa": TrainConfig(
+        model="uiqa",
+        release="uhd-iqa",
+        loss="fidelity",
+        pair_weight=1.0,
+        regression_weight=0.1,  # the README's w_L2 (the code's default is 1)
+        optimizer="adam",
+        lr=1e-5,
+        weight_decay=1e-7,
+        schedule="step",
+        schedule_unit="epoch",
+        step_size=10,
+        gamma=0.9,
+        epochs=100,
+        batch_size=24,  # 12 pairs
+        flip="none",
+        seed=1000,
+        pretrained=True,
+        description="sunwei925/UIQA train.py on UHD-IQA: fidelity pair loss + 0.1 MSE, Adam "
+        "1e-5, 12 pairs per batch, 100 epochs, StepLR(10, 0.9), three Swin-T views",
+    ),
+    "tres-koniq": TrainConfig(
+        model="tres",
+        release="koniq",
+        loss="tres",
+        optimizer="adam",
+        lr=2e-5,  # hard-coded in the script (--lr is ignored)
+        weight_decay=5e-4,
+        schedule="step",
+        schedule_unit="epoch",
+        step_size=1,  # run.sh droplr 1: lr / 10 after every epoch
+        gamma=0.1,
+        epochs=3,
+        batch_size=53,
+        crops_per_image=50,
+        seed=2021,
+        pretrained=True,
+        description="isalirezag/TReS run.sh on KonIQ: L1 + consistency + relative ranking, Adam "
+        "2e-5, batch 53, 3 epochs, 50 crops of 224 per image after Resize((512, 384))",
     ),
 }
 

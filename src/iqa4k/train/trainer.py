@@ -34,6 +34,7 @@ from ..models.checkpoint import save_checkpoint
 from ..models.entry import ModelEntry
 from ..models.loading import checkpoint_meta, load_pretrained
 from .config import TrainConfig
+from .losses import step_loss
 
 LOG_COLUMNS = ("epoch", "train_loss", "val_srcc", "val_plcc", "lr", "seconds")
 STATE = "state.pt"  # the resumable state, rewritten after every epoch
@@ -88,13 +89,6 @@ def _training_sample(
     if config.flip == "horizontal" and torch.rand((), generator=g) < config.flip_probability:
         inputs = [x.flip(-1) for x in inputs]
     return inputs
-
-
-def _loss(config: TrainConfig, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Per-sample losses ``[B]``."""
-    if config.loss == "l1":
-        return F.l1_loss(pred, target, reduction="none")
-    return F.mse_loss(pred, target, reduction="none")
 
 
 def _optimizer(
@@ -324,8 +318,8 @@ def _train_epoch(
 ) -> float:
     """One pass over the training samples in global batches; returns the mean loss.
 
-    Each process computes its share of every global batch; the loss is scaled so that the
-    gradient DDP averages equals the global batch's mean (a process without a sample in the
+    Each process computes a contiguous share of every global batch; the loss is scaled so that
+    the gradient DDP averages equals the global batch's mean (a process without a sample in the
     last batch runs one with weight 0, as every process must take part in each step).
     """
     from tqdm import tqdm
@@ -345,7 +339,9 @@ def _train_epoch(
     total = torch.zeros(2, dtype=torch.float64)
     for b, start in enumerate(tqdm(starts, desc=f"epoch {epoch}", disable=not show, leave=False)):
         positions = list(range(start, min(start + config.batch_size, len(order))))
-        mine = positions[rank::world]
+        chunk = math.ceil(len(positions) / world)  # contiguous shares keep pairs together
+        mine = positions[rank * chunk : (rank + 1) * chunk]
+        share = len(mine) / len(positions)
         weights = torch.ones(len(mine)) if mine else torch.zeros(1)
         mine = mine or positions[:1]
         parts = [
@@ -355,10 +351,10 @@ def _train_epoch(
         inputs = [torch.cat(views).to(device) for views in zip(*parts, strict=True)]
         target = targets[[order[p] for p in mine]].to(device)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-            pred = model(*inputs)
-        losses = _loss(config, pred.float(), target).cpu() * weights
-        scale = world / (len(positions) * config.accumulate)
-        (losses.sum().to(device) * scale).backward()
+            per, batch_term = step_loss(config, model, inputs, target)
+        losses = per.float().cpu() * weights
+        loss = losses.sum().to(device) * world / len(positions) + batch_term * share * world
+        (loss / config.accumulate).backward()
         last = b == len(starts) - 1
         if (b + 1) % config.accumulate == 0 or last:
             optimizer.step()
