@@ -158,7 +158,7 @@ def test_fr_training_inputs_share_the_window_and_views_are_the_models():
 
 
 def test_a_new_model_needs_only_its_entry(tmp_path, monkeypatch):
-    """The seventh-model example of docs/architecture.md, run as written: its module alone
+    """The add-a-model example of docs/architecture.md, run as written: its module alone
     gives a metric row, a registry file and a working metric (the registration below is what
     listing the module in ``_MODULES`` does on import)."""
     doc = (Path(__file__).parents[1] / "docs" / "architecture.md").read_text()

@@ -1,7 +1,8 @@
 """The model contract: what every deep model declares once, in its own module.
 
 A model module ends with one :class:`ModelEntry` called ``ENTRY``: how to build the network,
-how images become its inputs (:mod:`.inputs`), its releases and its citation. The model list,
+how images become its inputs (:mod:`.inputs`), its releases, its citation, and what official
+training starts from (:class:`Pretrained`). The model list,
 the metric table rows, ``iqa4k info`` and the weights registry are all derived from the
 entries (see :mod:`iqa4k.models` and docs/architecture.md).
 """
