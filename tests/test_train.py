@@ -267,3 +267,73 @@ def test_ranking_term_orders_the_batch_extremes():
     bad = _ranking(torch.tensor([0.5, 0.1, 0.9, 0.5]), target).item()
     assert bad == pytest.approx(2.2, abs=1e-5)
     assert _ranking(torch.tensor([0.5, 0.5, 0.5]), target[:3]).item() == 0.0  # too few
+
+
+def test_kill_9_then_rerun_ends_with_the_weights_of_an_uninterrupted_run(tiny, tmp_path):
+    import signal
+    import time
+
+    script = Path(sys.executable).with_name("iqa4k")
+    argv = [
+        sys.executable,
+        str(script),
+        "train",
+        "--preset",
+        "cpu-small",
+        "--dataset",
+        f"csv:{tiny}",
+        "--split",
+        "fold0",
+        "--folds",
+        "3",
+        "--set",
+        "epochs=6",
+        "--set",
+        "batch_size=4",
+        "--set",
+        "crops_per_image=6",
+        "--no-progress",
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    whole = subprocess.run([*argv, "--out", str(tmp_path / "whole")], env=env, capture_output=True)
+    assert whole.returncode == 0, whole.stderr
+    log = tmp_path / "cut" / "log.csv"
+    proc = subprocess.Popen(
+        [*argv, "--out", str(tmp_path / "cut")],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (log.is_file() and log.read_text().count("\n") >= 3):
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run ended before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = log.read_text().count("\n") - 1
+    assert 2 <= done < 6
+    rerun = subprocess.run(
+        [*argv, "--out", str(tmp_path / "cut")], env=env, capture_output=True, text=True
+    )
+    assert rerun.returncode == 0, rerun.stderr
+    for name in ("last.safetensors", "best.safetensors"):
+        a, _ = read_checkpoint(tmp_path / "whole" / name)
+        b, _ = read_checkpoint(tmp_path / "cut" / name)
+        assert all(torch.equal(a[k], b[k]) for k in a), name
+
+
+def test_early_stopping_ends_after_epochs_without_a_better_validation(tiny, tmp_path):
+    data = open_dataset(f"csv:{tiny}")
+    split = kfold(data.groups(), 3, seed=0, val_fraction=0.5)[0]
+    result = train(
+        _config(epochs=30, early_stop=2),
+        data,
+        split,
+        tmp_path / "run",
+        progress=False,
+        log=lambda _: None,
+    )
+    srcc = [row["val_srcc"] for row in result.history]
+    assert len(srcc) < 30  # stopped early
+    best = int(np.nanargmax(srcc)) + 1
+    assert result.best_epoch == best and len(srcc) == best + 2  # two epochs without progress
