@@ -101,7 +101,10 @@ def official(dataset: Dataset) -> Split:
     """The dataset's published split (train / val / test), or an error if it has none."""
     parts = dataset.official_splits()
     if not parts:
-        raise OptionError(f"{dataset.spec} has no official split; use k-fold splits")
+        raise OptionError(
+            f"{dataset.spec} has no official split: train on a k-fold part (--split fold0) "
+            "or on everything (--split all), or cross-validate (iqa4k crossval)"
+        )
     return Split("official", parts.get("train", []), parts.get("val", []), parts.get("test", []))
 
 
