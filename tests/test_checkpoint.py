@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import pickle
 import sys
 import types
@@ -90,6 +91,16 @@ def test_a_malicious_pickle_runs_nothing(tmp_path):
     assert not marker.exists()
     with pytest.raises(pickle.UnpicklingError):  # and torch's own safe loader refuses it too
         torch.load(path, weights_only=True)
+
+
+def test_a_pickle_cannot_call_a_storage_type():
+    """Storage types are named in storage records; a pickle that calls one (an allocation of
+    any size it likes) is refused by the unpickler that reads whole modules, not run."""
+    from iqa4k.models.checkpoint import _InertUnpickler
+
+    calls = b"\x80\x02ctorch\nUntypedStorage\nK@\x85R."  # torch.UntypedStorage(64)
+    with pytest.raises(pickle.UnpicklingError, match="calls torch.UntypedStorage: refused"):
+        _InertUnpickler(io.BytesIO(calls), storage=None).load()
 
 
 def test_dict_of_state_dicts_as_ahiq_saves_them(tmp_path):

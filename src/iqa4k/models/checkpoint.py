@@ -3,11 +3,12 @@
 Official files come in three shapes: a state_dict (often saved under ``nn.DataParallel``, so
 every key starts with ``module.``), a dict holding several state_dicts (AHIQ's heads), or a
 whole pickled ``nn.Module`` (MANIQA's PIPAL release). None of them is loaded by running its
-code: state_dicts go through ``torch.load(weights_only=True)``, and pickled modules, which
-that loader refuses, are read here from torch's zip archive with :class:`_InertUnpickler`. It
-rebuilds tensors from the archive's storage records but replaces every other class or function
-the pickle names by an inert record, so nothing from the file is ever called (torch.load with
-``weights_only=False`` is never used).
+code: state_dicts go through torch's restricted loader (``torch.load`` with
+``weights_only=True``, the only way this module calls it; ``test_checkpoint.py`` checks that),
+and pickled modules, which that loader refuses, are read here from torch's zip archive with
+:class:`_InertUnpickler`. It rebuilds tensors from the archive's storage records and names
+nothing callable but the tensor rebuilders and plain containers: every other class or function
+the pickle names becomes an inert record, and storage types a tag that refuses to be called.
 
 Our own format is safetensors plus JSON metadata in the safetensors header.
 """
@@ -65,6 +66,19 @@ def _inert_class(module: str, name: str) -> type:
     return type(name, (_Inert,), {"__module__": f"inert.{module}"})
 
 
+class _StorageTag:
+    """A storage type named in a storage record: its dtype, and nothing a pickle can call
+    (``torch.UntypedStorage(n)`` called from a file would allocate whatever it asks)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        kind = getattr(torch, name)
+        self.dtype = torch.uint8 if kind is torch.UntypedStorage else kind._dtype
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        raise pickle.UnpicklingError(f"the pickle calls torch.{self.name}: refused")
+
+
 class _InertUnpickler(pickle.Unpickler):
     """Unpickles torch.save's main pickle; ``storage(key, dtype, numel)`` supplies the tensor
     data its storage records name (from the zip archive, or the legacy stream)."""
@@ -86,8 +100,9 @@ class _InertUnpickler(pickle.Unpickler):
         if len(pid) == 6 and pid[5] is not None:
             raise pickle.UnpicklingError("storage views (torch < 0.4 files) are not supported")
         if key not in self._storages:
-            dtype = torch.uint8 if storage_type is torch.UntypedStorage else storage_type._dtype
-            self._storages[key] = self._storage(key, dtype, numel)
+            if not isinstance(storage_type, _StorageTag):
+                raise pickle.UnpicklingError(f"storage record of type {storage_type!r}")
+            self._storages[key] = self._storage(key, storage_type.dtype, numel)
         return self._storages[key]
 
     def find_class(self, module: str, name: str) -> Any:
@@ -97,7 +112,7 @@ class _InertUnpickler(pickle.Unpickler):
         if module == "copyreg" and name == "_reconstructor":
             return _reconstruct
         if module == "torch" and name.endswith("Storage") and hasattr(torch, name):
-            return getattr(torch, name)  # the dtype tag of a storage record; never called
+            return _StorageTag(name)
         return _inert_class(module, name)
 
 
