@@ -93,6 +93,15 @@ def test_sr4kiqa_scene_folders(tmp_path):
     assert {s.group for s in data.samples} == {"Animal1", "Face3"}
 
 
+def test_qads_list_either_way_round(tmp_path):
+    (tmp_path / "qads.txt").write_text("img01_bicubic_x2.bmp, 0.42\n0.81 img02_srcnn_x4.bmp\n")
+    _touch(tmp_path / "super-resolved_images" / "img01_bicubic_x2.bmp")
+    _touch(tmp_path / "super-resolved_images" / "img02_srcnn_x4.bmp")
+    data = open_dataset(f"qads:{tmp_path}")
+    assert [(s.group, s.mos) for s in data.samples] == [("img01", 0.42), ("img02", 0.81)]
+    assert data.score_range == (0.0, 1.0) and data.notes
+
+
 def test_uhdiqa_and_koniq_official_splits(tmp_path):
     uhd = tmp_path / "uhd"
     header = '"image_name","quality_mos","set"\n'

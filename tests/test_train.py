@@ -47,6 +47,19 @@ def tiny(tmp_path_factory) -> Path:
     return root
 
 
+SCRIPT = Path(sys.executable).with_name("iqa4k")
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
+def _train_argv(tiny: Path, *settings: str) -> list[str]:
+    """``iqa4k train`` of cpu-small on fold 0 of 3 of the tiny set, with ``--set`` settings."""
+    argv = ["train", "--preset", "cpu-small", "--dataset", f"csv:{tiny}", "--split", "fold0"]
+    argv += ["--folds", "3", "--no-progress"]
+    for setting in ("batch_size=4", *settings):
+        argv += ["--set", setting]
+    return argv
+
+
 def _config(**changes) -> TrainConfig:
     base = get_preset("cpu-small").replace(epochs=3, batch_size=4, val_fraction=0.2)
     return base.replace(**changes)
@@ -116,46 +129,18 @@ def test_resume_after_an_interruption_gives_the_same_weights(tiny, tmp_path):
 
 
 def test_two_processes_under_torchrun_equal_one(tiny, tmp_path):
-    script = Path(sys.executable).with_name("iqa4k")
-    common = [
-        "train",
-        "--preset",
-        "cpu-small",
-        "--dataset",
-        f"csv:{tiny}",
-        "--split",
-        "fold0",
-        "--folds",
-        "3",
-        "--set",
-        "epochs=2",
-        "--set",
-        "batch_size=4",
-        "--no-progress",
-    ]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    common = _train_argv(tiny, "epochs=2")
     one = subprocess.run(
-        [sys.executable, str(script), *common, "--out", str(tmp_path / "one")],
-        env=env,
+        [sys.executable, str(SCRIPT), *common, "--out", str(tmp_path / "one")],
+        env=ENV,
         capture_output=True,
         text=True,
     )
     assert one.returncode == 0, one.stderr
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2"]
     two = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--nproc-per-node",
-            "2",
-            "--master-port",
-            "29533",
-            str(script),
-            *common,
-            "--out",
-            str(tmp_path / "two"),
-        ],
-        env=env,
+        [*torchrun, "--master-port", "29533", str(SCRIPT), *common, "--out", str(tmp_path / "two")],
+        env=ENV,
         capture_output=True,
         text=True,
     )
@@ -210,6 +195,10 @@ def test_crossval_and_test_commands_write_their_files(tiny, tmp_path, capsys):
         (out / f"fold{i}" / "predictions.csv").is_file() for i in range(3)
     )
     assert main([*argv[:-2]]) == 0  # a rerun reuses splits.json and the finished folds
+    other = [*argv[:-2]]
+    other[other.index("--folds") + 1] = "2"
+    assert main(other) == 2  # splits.json of 3 folds is not silently reused for 2
+    assert "folds=3 (now 2)" in capsys.readouterr().err
 
     weights = out / "fold0" / "best.safetensors"
     assert (
@@ -273,34 +262,13 @@ def test_kill_9_then_rerun_ends_with_the_weights_of_an_uninterrupted_run(tiny, t
     import signal
     import time
 
-    script = Path(sys.executable).with_name("iqa4k")
-    argv = [
-        sys.executable,
-        str(script),
-        "train",
-        "--preset",
-        "cpu-small",
-        "--dataset",
-        f"csv:{tiny}",
-        "--split",
-        "fold0",
-        "--folds",
-        "3",
-        "--set",
-        "epochs=6",
-        "--set",
-        "batch_size=4",
-        "--set",
-        "crops_per_image=6",
-        "--no-progress",
-    ]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    whole = subprocess.run([*argv, "--out", str(tmp_path / "whole")], env=env, capture_output=True)
+    argv = [sys.executable, str(SCRIPT), *_train_argv(tiny, "epochs=6", "crops_per_image=6")]
+    whole = subprocess.run([*argv, "--out", str(tmp_path / "whole")], env=ENV, capture_output=True)
     assert whole.returncode == 0, whole.stderr
     log = tmp_path / "cut" / "log.csv"
     proc = subprocess.Popen(
         [*argv, "--out", str(tmp_path / "cut")],
-        env=env,
+        env=ENV,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -313,7 +281,7 @@ def test_kill_9_then_rerun_ends_with_the_weights_of_an_uninterrupted_run(tiny, t
     done = log.read_text().count("\n") - 1
     assert 2 <= done < 6
     rerun = subprocess.run(
-        [*argv, "--out", str(tmp_path / "cut")], env=env, capture_output=True, text=True
+        [*argv, "--out", str(tmp_path / "cut")], env=ENV, capture_output=True, text=True
     )
     assert rerun.returncode == 0, rerun.stderr
     for name in ("last.safetensors", "best.safetensors"):

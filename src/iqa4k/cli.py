@@ -256,9 +256,9 @@ def _cmd_crossval(args: argparse.Namespace) -> int:
 
 def _cmd_test(args: argparse.Namespace) -> int:
     from .data import open_dataset
-    from .train.transfer import test_checkpoint
+    from .train.transfer import score_checkpoint
 
-    doc = test_checkpoint(args.weights, open_dataset(args.dataset), args.out)
+    doc = score_checkpoint(args.weights, open_dataset(args.dataset), args.out)
     shown = ", ".join(f"{k} {doc[k]:.4g}" for k in ("srcc", "plcc", "krcc", "rmse") if k in doc)
     print(f"{doc['metric']} on {doc['dataset']} ({doc['n']} images): {shown}")
     return 0

@@ -19,8 +19,8 @@ from .scoring import ERROR, REF, read_csv
 __all__ = ["IMAGE_COLUMNS", "MOS_COLUMNS", "EvaluationRun", "MetricEvaluation", "evaluate_csv"]
 
 # Columns tried, in order, when the image or MOS column is not named.
-IMAGE_COLUMNS = ("image", "dist", "dist_name", "image_name", "filename", "name")
-MOS_COLUMNS = ("mos", "dmos", "score", "MOS")
+IMAGE_COLUMNS = ("image", "dist", "dist_name", "image_name", "filename", "name", "dist_img")
+MOS_COLUMNS = ("mos", "dmos", "score", "MOS", "quality_mos", "elo")
 
 
 @dataclass

@@ -428,6 +428,14 @@ class Agreement:
     level: float = 0.95
     negated: bool = False  # pred was negated (higher_is_better=False)
 
+    @property
+    def fit_status(self) -> str:
+        """The map behind plcc/rmse: ``5pl``/``4pl``, ``5pl failed, linear``, or ``none``."""
+        if self.fit is None:
+            return "none"
+        name = f"{self.fit.params}pl"
+        return name if self.fit.converged else f"{name} failed, linear"
+
     def to_dict(self) -> dict[str, Any]:
         """Plain dict for json.dumps; NaN becomes None."""
         return _jsonable(asdict(self))

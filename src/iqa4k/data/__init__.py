@@ -30,4 +30,4 @@ def open_dataset(spec: str) -> Dataset:
     path = Path(root).expanduser()
     if not path.exists():
         raise DatasetError(f"{spec}: {path} does not exist")
-    return adapter.read(path, Problems(spec))
+    return adapter.open(path, Problems(spec))

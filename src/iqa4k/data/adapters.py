@@ -7,18 +7,17 @@ every problem it finds at once (:class:`~.dataset.DatasetError`) before anything
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..evaluation import IMAGE_COLUMNS, MOS_COLUMNS
 from ..scoring import read_csv
 from .dataset import Dataset, Problems, Sample, check_samples, parse_score
 
-# Columns of a generic CSV (first match wins)
-IMAGE_COLUMNS = ("image", "dist", "dist_name", "image_name", "dist_img", "filename", "name")
-SCORE_COLUMNS = ("mos", "dmos", "score", "MOS", "quality_mos", "elo")
-REF_COLUMNS = ("ref", "ref_name", "ref_img", "reference")
+REF_COLUMNS = ("ref", "ref_name", "ref_img", "reference")  # first match wins, as the others
 
 
 @dataclass(frozen=True)
@@ -29,6 +28,11 @@ class Adapter:
     layout: str  # the expected files under ROOT, shown by `iqa4k datasets`
     read: Callable[[Path, Problems], Dataset]
 
+    def open(self, root: Path, problems: Problems) -> Dataset:
+        """Read the dataset at ``root`` as the files are now (folder listings read afresh)."""
+        _lowercase_listing.cache_clear()
+        return self.read(root, problems)
+
 
 def _find(root: Path, name: str, folders: Iterable[str]) -> Path:
     """``name`` in the first of ``folders`` (under ``root``) that holds it, matching case only
@@ -38,11 +42,18 @@ def _find(root: Path, name: str, folders: Iterable[str]) -> Path:
         if path.is_file():
             return path
     for path in candidates:
-        if path.parent.is_dir():
-            for entry in path.parent.iterdir():
-                if entry.name.lower() == name.lower():
-                    return entry
+        match = _lowercase_listing(path.parent).get(name.lower())
+        if match is not None:
+            return match
     return candidates[0]
+
+
+@functools.lru_cache(maxsize=64)
+def _lowercase_listing(folder: Path) -> dict[str, Path]:
+    """A folder's files by lower-cased name, read once per folder (not once per image)."""
+    if not folder.is_dir():
+        return {}
+    return {entry.name.lower(): entry for entry in folder.iterdir()}
 
 
 def _label_lines(path: Path, problems: Problems) -> list[tuple[str, str, str]]:
@@ -80,13 +91,13 @@ def read_csv_dataset(path: Path, problems: Problems) -> Dataset:
         problems.raise_if_any()
     header, rows = read_csv(file, sniff=True)
     image_col = _column(header, IMAGE_COLUMNS)
-    score_col = _column(header, SCORE_COLUMNS)
+    score_col = _column(header, MOS_COLUMNS)
     ref_col = _column(header, REF_COLUMNS)
     group_col = _column(header, ("group", "content", "scene"))
     if image_col is None or score_col is None:
         problems.add(
             f"{file}: needs an image column ({', '.join(IMAGE_COLUMNS)}) and a score column "
-            f"({', '.join(SCORE_COLUMNS)}); header is {', '.join(header)}"
+            f"({', '.join(MOS_COLUMNS)}); header is {', '.join(header)}"
         )
         problems.raise_if_any()
     base = file.parent

@@ -9,9 +9,10 @@ siblings overstates a model.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -126,9 +127,16 @@ def save_splits(path: str | Path, dataset: Dataset, splits: Sequence[Split], **h
     return path
 
 
-def load_splits(path: str | Path, dataset: Dataset) -> list[Split]:
-    """The splits of a ``splits.json`` as indices into ``dataset`` (every name must exist)."""
+def load_splits(
+    path: str | Path, dataset: Dataset, expect: Mapping[str, Any] | None = None
+) -> list[Split]:
+    """The splits of a ``splits.json`` as indices into ``dataset`` (every name must exist);
+    ``expect``: how they must have been made (an error names what differs)."""
     doc = json.loads(Path(path).read_text())
+    differ = {k: (doc.get(k), v) for k, v in (expect or {}).items() if doc.get(k) != v}
+    if differ:
+        shown = ", ".join(f"{k}={was!r} (now {now!r})" for k, (was, now) in differ.items())
+        raise OptionError(f"{path} was made with {shown}; use another output folder")
     index = {dataset.key(s): i for i, s in enumerate(dataset.samples)}
     splits = []
     for entry in doc["splits"]:

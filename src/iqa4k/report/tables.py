@@ -229,12 +229,6 @@ def _ci(value: float, ci: Mapping[str, Sequence[float]], key: str) -> str:
     return text
 
 
-def _fit_status(fit_name: str, result: Any) -> str:
-    if result.fit is None:
-        return "none"
-    return fit_name if result.fit.converged else f"{fit_name} failed, linear"
-
-
 def evaluation_table(run: EvaluationRun) -> str:
     """What was matched, SRCC/PLCC (with CIs), KRCC, RMSE per metric, and notes
     (``iqa4k evaluate``).
@@ -259,7 +253,7 @@ def evaluation_table(run: EvaluationRun) -> str:
                 _ci(r.plcc, r.ci, "plcc"),
                 f"{r.krcc:.4f}",
                 f"{r.rmse:.4f}",
-                _fit_status(run.fit, r),
+                r.fit_status,
             )
         )
     lines.append(format_table(table, right=(False, True, False, False, True, True, False)))

@@ -39,14 +39,14 @@ def crossval(
     the unfinished ones). ``compare`` names metrics scored on the same test folds."""
     out = Path(out)
     rank, _ = _world()
-    splits = kfold(dataset.groups(), folds, seed=config.seed, val_fraction=config.val_fraction)
+    how = {"folds": folds, "seed": config.seed, "val_fraction": config.val_fraction}
     path = out / "splits.json"
     if path.is_file():
-        splits = load_splits(path, dataset)
-    elif rank == 0:
-        save_splits(
-            path, dataset, splits, folds=folds, seed=config.seed, val_fraction=config.val_fraction
-        )
+        splits = load_splits(path, dataset, expect=how)
+    else:
+        splits = kfold(dataset.groups(), folds, config.seed, config.val_fraction)
+        if rank == 0:
+            save_splits(path, dataset, splits, **how)
     rows, last_rows = [], []
     for i, split in enumerate(splits):
         if rank == 0:

@@ -11,6 +11,7 @@ or several compute it.
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import math
 import os
@@ -27,7 +28,7 @@ import torch.nn.functional as F
 from ..data.dataset import Dataset, Sample
 from ..data.scaling import MosScale
 from ..data.splits import Split
-from ..errors import IQAError
+from ..errors import InputError, IQAError
 from ..io import load_image
 from ..models import get_entry
 from ..models.checkpoint import save_checkpoint
@@ -146,25 +147,27 @@ def _score_options(entry: ModelEntry, config: TrainConfig) -> dict[str, Any]:
     return options
 
 
-def figures(pred: Sequence[float], mos: Sequence[float]) -> dict[str, float]:
-    """SRCC, KRCC, PLCC and RMSE (after the 5-parameter logistic fit, falling back to none
-    when it cannot be fitted), ``pred`` on the MOS scale and direction."""
+def figures(pred: Sequence[float], mos: Sequence[float]) -> dict[str, Any]:
+    """SRCC, KRCC, and PLCC and RMSE after the 5-parameter logistic fit (``fit`` says when it
+    failed and the line was used), ``pred`` on the MOS scale and direction; only ``n`` when
+    the points cannot be evaluated (fewer than 3, or constant)."""
     from .. import stats
 
     if len(pred) < 3:
         return {"n": len(pred)}
     try:
-        result, fit = stats.evaluate(pred, mos, fit="5pl", n_boot=0), "5pl"
-    except Exception:  # too few or degenerate points for the logistic fit
-        result, fit = stats.evaluate(pred, mos, fit="none", n_boot=0), "none"
+        result = stats.evaluate(pred, mos, fit="5pl", n_boot=0)
+    except InputError:
+        return {"n": len(pred)}
     values = (result.srcc, result.plcc, result.krcc, result.rmse)
     out = dict(zip(("srcc", "plcc", "krcc", "rmse"), (float(v) for v in values), strict=True))
-    return {"n": len(pred), **out, "fit": fit}
+    return {"n": len(pred), **out, "fit": result.fit_status}
 
 
-def _atomic_save(path: Path, state: dict[str, torch.Tensor], meta: dict) -> None:
+def _write_atomically(path: Path, write: Callable[[Path], object]) -> None:
+    """``write(tmp)`` beside ``path``, then rename: a kill never leaves half a file."""
     tmp = path.with_name(path.name + ".tmp")
-    save_checkpoint(tmp, state, meta)
+    write(tmp)
     os.replace(tmp, path)
 
 
@@ -283,10 +286,10 @@ def train(
             best = {"epoch": epoch, "val_srcc": row.get("val_srcc", math.nan)}
         if rank == 0:
             weights = {k: v.detach().cpu() for k, v in _state_dict(model).items()}
-            _atomic_save(out / LAST, weights, {**meta, "epoch": epoch})
-            if improved:
-                _atomic_save(out / BEST, weights, {**meta, "epoch": epoch})
-            _write_log(out / "log.csv", history)
+            write = functools.partial(save_checkpoint, state=weights, meta={**meta, "epoch": epoch})
+            for name in (LAST, BEST) if improved else (LAST,):
+                _write_atomically(out / name, write)
+            _write_atomically(out / "log.csv", lambda p: _write_log(p, history))
             _save_state(state_path, config, split, net, optimizer, scheduler, history, best, epoch)
             shown = ", ".join(f"{k} {v:.4g}" for k, v in row.items() if k != "epoch")
             log(f"epoch {epoch}/{config.epochs}: {shown}")
@@ -400,16 +403,14 @@ def _test(
 
 
 def _write_log(path: Path, history: Sequence[dict[str, float]]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="") as f:
+    with open(path, "w", newline="") as f:
         writer = csv.DictWriter(f, LOG_COLUMNS, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(history)
-    os.replace(tmp, path)
 
 
 def _save_state(path, config, split, net, optimizer, scheduler, history, best, epoch) -> None:
-    """Everything a resumed run needs, written beside and renamed (a kill never leaves half)."""
+    """Everything a resumed run needs (written atomically: a kill never leaves half)."""
     state = {
         "config": config.to_dict(),
         "split": split.name,
@@ -420,6 +421,4 @@ def _save_state(path, config, split, net, optimizer, scheduler, history, best, e
         "history": history,
         "best": best,
     }
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    _write_atomically(path, lambda p: torch.save(state, p))

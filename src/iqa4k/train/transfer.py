@@ -13,7 +13,7 @@ from ..models.checkpoint import read_checkpoint
 from .trainer import figures
 
 
-def test_checkpoint(weights: str | Path, dataset: Dataset, out: str | Path) -> dict[str, Any]:
+def score_checkpoint(weights: str | Path, dataset: Dataset, out: str | Path) -> dict[str, Any]:
     """Score every image of ``dataset`` with the metric of our checkpoint ``weights`` (its
     official test protocol); write ``out/predictions.csv`` and ``out/figures.json``."""
     from ..metric import create_metric
