@@ -305,3 +305,24 @@ def test_early_stopping_ends_after_epochs_without_a_better_validation(tiny, tmp_
     assert len(srcc) < 30  # stopped early
     best = int(np.nanargmax(srcc)) + 1
     assert result.best_epoch == best and len(srcc) == best + 2  # two epochs without progress
+
+
+def test_a_trained_checkpoint_scores_alike_with_any_thread_count(tiny, tmp_path):
+    """Training itself repeats exactly only with the same thread count (docs/training.md);
+    scoring with its checkpoint does not depend on it."""
+    data = open_dataset(f"csv:{tiny}")
+    split = kfold(data.groups(), 3, seed=0, val_fraction=0.0)[0]
+    train(_config(epochs=2), data, split, tmp_path / "run", progress=False, log=lambda _: None)
+    _, meta = read_checkpoint(tmp_path / "run" / "last.safetensors")
+    assert meta["threads"] == torch.get_num_threads()
+    metric = iqa4k.create_metric("smalliqa", weights=str(tmp_path / "run" / "last.safetensors"))
+    image = str(data.samples[0].image)
+    before = torch.get_num_threads()
+    try:
+        scores = []
+        for threads in (1, 2, 4):
+            torch.set_num_threads(threads)
+            scores.append(metric(image).item())
+    finally:
+        torch.set_num_threads(before)
+    assert max(scores) - min(scores) < 1e-6, scores

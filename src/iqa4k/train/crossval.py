@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from ..data.dataset import Dataset
 from ..data.splits import Split, kfold, load_splits, save_splits
@@ -65,6 +66,7 @@ def crossval(
         "config": config.to_dict(),
         "dataset": dataset.spec,
         "selection": "best validation SRCC (validation carved from the training folds)",
+        "threads": torch.get_num_threads(),  # the figures repeat exactly with the same count
         "folds": rows,
         **_mean_std(rows),
         "last_epoch": {"folds": last_rows, **_mean_std(last_rows)},

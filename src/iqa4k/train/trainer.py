@@ -4,8 +4,9 @@ test predictions out. The same code runs as one process or under ``torchrun`` (D
 Determinism. Every random draw of an epoch (sample order, crop positions, flips, dropout) comes
 from generators seeded by (seed, epoch, sample position), never from state carried across
 epochs, so a run resumed from its last epoch checkpoint after ``kill -9`` ends with the same
-weights as an uninterrupted one, and a global batch gives the same gradient whether one process
-or several compute it.
+weights as an uninterrupted one, and a global batch gives the same gradient, up to the order of
+floating-point sums, whether one process or several compute it. That order also follows the
+thread count, which long runs amplify: runs record it (``threads``).
 """
 
 from __future__ import annotations
@@ -231,6 +232,8 @@ def train(
         "dataset": dataset.spec,
         "split": split.name,
         "mos_scale": scale.to_dict(),
+        # training repeats exactly only with the same thread count (float summation order)
+        "threads": torch.get_num_threads(),
     }
 
     history: list[dict[str, float]] = []
@@ -301,7 +304,12 @@ def train(
     if test:
         result.test = _test(entry, net, test, config, scale, out, rank)
     if rank == 0:
-        doc = {"epochs": result.epochs, "best_epoch": result.best_epoch, "test": result.test}
+        doc = {
+            "epochs": result.epochs,
+            "best_epoch": result.best_epoch,
+            "threads": torch.get_num_threads(),
+            "test": result.test,
+        }
         (out / "result.json").write_text(json.dumps(doc, indent=1))
     return result
 
