@@ -225,6 +225,10 @@ def test_bad_runs_fail_before_training(tiny, tmp_path, capsys):
     assert "7 folds need at least 7 content groups; the dataset has 6" in capsys.readouterr().err
     assert main(["train", *base, "--set", "lrr=1"]) == 2
     assert "unknown key 'lrr'" in capsys.readouterr().err
+    assert main(["train", *base, "--split", "fold9"]) == 2
+    assert "--split must be official, all or fold0 .. fold4, got 'fold9'" in capsys.readouterr().err
+    assert main(["train", *base, "--split", "test"]) == 2
+    capsys.readouterr()
     assert main(["train", *base]) == 2  # a CSV dataset has no official split
     assert "no official split" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -166,19 +167,6 @@ def _training_config(args: argparse.Namespace):
     return config.replace(**_parse_opts(args.set)) if args.set else config
 
 
-def _distributed() -> bool:
-    """Join the process group when launched by torchrun (WORLD_SIZE > 1)."""
-    import os
-
-    import torch
-    import torch.distributed as dist
-
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
-        return False
-    dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-    return True
-
-
 def _is_first_process() -> bool:
     """Rank 0 (or no torchrun): the process that prints and writes summaries."""
     import os
@@ -187,14 +175,19 @@ def _is_first_process() -> bool:
 
 
 def _with_process_group(run):
+    """``run()``, inside the process group when launched by torchrun (WORLD_SIZE > 1)."""
+    import os
+
+    import torch
     import torch.distributed as dist
 
-    joined = _distributed()
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return run()
+    dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
     try:
         return run()
     finally:
-        if joined:
-            dist.destroy_process_group()
+        dist.destroy_process_group()
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -204,16 +197,17 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     config = _training_config(args)
     dataset = open_dataset(args.dataset)
+    fold = re.fullmatch(r"fold(\d+)", args.split)
     if args.split == "official":
         split = official(dataset)
-    elif args.split.startswith("fold"):
-        folds = kfold(dataset.groups(), args.folds, config.seed, config.val_fraction)
-        index = int(args.split[4:] or 0)
-        if not 0 <= index < len(folds):
-            raise OptionError(f"--split {args.split}: folds are fold0 .. fold{len(folds) - 1}")
-        split = folds[index]
-    else:
+    elif args.split == "all":
         split = train_on_all(dataset.groups(), config.seed, config.val_fraction)
+    elif fold and int(fold[1]) < args.folds:
+        split = kfold(dataset.groups(), args.folds, config.seed, config.val_fraction)[int(fold[1])]
+    else:
+        raise OptionError(
+            f"--split must be official, all or fold0 .. fold{args.folds - 1}, got {args.split!r}"
+        )
     result = _with_process_group(
         lambda: train(
             config, dataset, split, args.out, device=args.device, progress=not args.no_progress
