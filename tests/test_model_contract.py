@@ -180,3 +180,11 @@ def test_a_new_model_needs_only_its_entry(tmp_path, monkeypatch):
     scores, (quality,) = metric.with_maps(x)
     assert scores.shape == (1,) and quality.shape == (40, 50)
     assert torch.equal(metric(x), scores)  # seeded crops
+
+
+def test_training_inputs_of_an_image_smaller_than_the_crop_say_so():
+    small = torch.rand(1, 3, 100, 300)
+    with pytest.raises(
+        iqa4k.InputError, match="image is 300x100, smaller than the model's 192x192"
+    ):
+        ENTRIES["smalliqa"].inputs.training_inputs((small,), torch.Generator().manual_seed(0))

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from ..metric_spec import Option
-from .sampling import POLICIES, crop, grid_positions, positions
+from .sampling import POLICIES, crop, grid_positions, positions, random_position
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -138,9 +138,7 @@ class Crops:
         height, width = images[0].shape[-2:]
         crops: list[list[torch.Tensor]] = [[] for _ in images]
         for b in range(images[0].shape[0]):
-            top = int(torch.randint(0, height - size + 1, (), generator=generator))
-            left = int(torch.randint(0, width - size + 1, (), generator=generator))
-            where = [(top, left)]
+            where = [random_position(height, width, size, generator)]
             for out, x in zip(crops, images, strict=True):
                 out.append(crop(x[b], where, size))
         return [self.net_input.normalize(torch.cat(c)) for c in crops]

@@ -29,6 +29,14 @@ def random_positions(height: int, width: int, size: int, n: int, seed: int) -> l
     return list(zip(tops.tolist(), lefts.tolist(), strict=True))
 
 
+def random_position(height: int, width: int, size: int, generator: torch.Generator) -> Position:
+    """One crop drawn uniformly from every valid position (training samples)."""
+    _check_fits(height, width, size)
+    top = int(torch.randint(0, height - size + 1, (), generator=generator))
+    left = int(torch.randint(0, width - size + 1, (), generator=generator))
+    return top, left
+
+
 def grid_positions(height: int, width: int, size: int, overlap: int = 0) -> list[Position]:
     """Tiles covering every pixel: stride ``size - overlap``, the last row/column flush."""
     _check_fits(height, width, size)
