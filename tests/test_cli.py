@@ -399,7 +399,7 @@ def _write_csv(path: Path, header: list[str], rows: list[list]) -> Path:
 
 @pytest.fixture
 def scored(tmp_path, rng):
-    """scores.csv (psnr, ssim, an unknown 'mine' column) and a KADID-style MOS file."""
+    """scores.csv (psnr, ssim, an unknown 'mine' column) and a DMOS file (lower is better)."""
     n = 20
     mos = np.linspace(1, 5, n)
     psnr = 20 + 3 * mos + rng.normal(0, 1.5, n)  # noisy, so SRCC is below 1
@@ -414,11 +414,11 @@ def scored(tmp_path, rng):
             for nm, p, s, m in zip(names, psnr, ssim, mine, strict=True)
         ],
     )
-    # KADID layout; names with another extension: the join falls back to the stem
+    # a true DMOS (6 - MOS); names with another extension: the join falls back to the stem
     mos_file = _write_csv(
         tmp_path / "dmos.csv",
         ["dist", "ref", "dmos"],
-        [[f"{nm}.bmp", "r.bmp", v] for nm, v in zip(names, mos, strict=True)][::-1],
+        [[f"{nm}.bmp", "r.bmp", 6 - v] for nm, v in zip(names, mos, strict=True)][::-1],
     )
     return scores, mos_file, {"psnr": psnr, "ssim": ssim, "mine": mine, "mos": mos}
 
@@ -452,9 +452,23 @@ def test_evaluate_json_matches_scipy_and_uses_the_registry_direction(scored, cap
         assert res[m]["krcc"] == pytest.approx(sps.kendalltau(data[m], data["mos"])[0])
         lo, hi = res[m]["ci"]["srcc"]
         assert lo <= res[m]["srcc"] <= hi
-    assert res["psnr"]["higher_is_better"] is True and res["psnr"]["negated"] is False
-    assert res["mine"]["higher_is_better"] is None  # unknown column: used as is
+    assert doc["mos_higher_is_better"] is False and "'dmos'" in doc["mos_direction"]
+    # against a DMOS the higher-is-better PSNR is negated, so a good metric shows SRCC > 0
+    assert res["psnr"]["higher_is_better"] is True and res["psnr"]["negated"] is True
+    assert res["mine"]["higher_is_better"] is None  # unknown column: taken as higher is better
     assert res["mine"]["srcc"] < -0.8
+
+
+def test_evaluate_mos_direction_can_be_given(scored, capsys):
+    scores, mos, data = scored
+    argv = ["evaluate", str(scores), "--mos", str(mos), "--json", "--boot", "0"]
+    assert main([*argv, "--mos-direction", "higher"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["mos_higher_is_better"] is True and doc["mos_direction"] == "given"
+    psnr = doc["metrics"]["psnr"]
+    assert psnr["negated"] is False
+    assert psnr["srcc"] == pytest.approx(-sps.spearmanr(data["psnr"], data["mos"])[0])
+    assert main([*argv, "--mos-direction", "up"]) == 2
 
 
 def test_evaluate_plot_writes_one_png_per_metric(scored, tmp_path, capsys):
@@ -541,6 +555,8 @@ def test_score_then_evaluate_on_kadid(tmp_path, capsys):
                 "100",
                 "--fit",
                 "none",
+                "--mos-direction",
+                "higher",  # KADID-10k's "dmos" is higher-is-better, despite its name
             ]
         )
         == 0

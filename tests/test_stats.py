@@ -244,10 +244,33 @@ def test_evaluate_lower_is_better_flips_the_sign():
     assert raw.srcc == pytest.approx(-up.srcc) and raw.plcc == raw.plcc_raw and raw.fit is None
 
 
+def test_evaluate_orients_both_directions_so_good_metrics_are_positive():
+    pred, mos = _correlated(100, seed=11)
+    up = evaluate(pred, mos, n_boot=0)
+    for hib, mos_hib, p, m in (
+        (True, False, pred, -mos),  # PSNR against a DMOS
+        (False, True, -pred, mos),  # NIQE against a MOS
+        (False, False, -pred, -mos),  # NIQE against a DMOS: no negation
+    ):
+        ev = evaluate(p, m, n_boot=0, higher_is_better=hib, mos_higher_is_better=mos_hib)
+        assert ev.srcc == pytest.approx(up.srcc) and ev.plcc == pytest.approx(up.plcc, abs=1e-6)
+        assert ev.negated == (hib != mos_hib)
+
+
 def test_evaluate_on_three_points():
     ev = evaluate([1.0, 2.0, 3.0], [2.0, 1.0, 3.0], n_boot=100)
     assert ev.fit is not None and not ev.fit.converged
     assert ev.srcc == pytest.approx(0.5) and math.isfinite(ev.rmse)
+    # the reader is told: few images, and the 5PL fit did not happen
+    assert any("only 3 images" in w for w in ev.warnings)
+    assert any("logistic fit failed" in w and "straight line" in w for w in ev.warnings)
+
+
+def test_evaluate_warns_on_constant_scores_and_not_on_good_data():
+    pred, mos = _correlated(100, seed=14)
+    assert evaluate(pred, mos, n_boot=0).warnings == ()
+    flat = evaluate(np.full(100, 0.5), mos, n_boot=0)
+    assert any("scores are constant (0.5)" in w for w in flat.warnings)
 
 
 # ----------------------------------------------------------------------------- compare
@@ -272,6 +295,13 @@ def test_compare_detects_the_better_metric():
         assert compare(poor, good, mos, statistic=statistic, n_boot=1000).diff == -c.diff
     k = compare(good, poor, mos, statistic="krcc", n_boot=200)
     assert k.significant and k.p_williams is None
+    # a lower-is-better metric against a DMOS, vs a higher-is-better one: both oriented
+    flipped = compare(
+        -good, poor, -mos, n_boot=1000, higher_is_better_a=False, mos_higher_is_better=False
+    )
+    straight = compare(good, poor, mos, n_boot=1000)
+    assert flipped.a == pytest.approx(straight.a) and flipped.b == pytest.approx(straight.b)
+    assert flipped.a > 0 and flipped.b > 0
 
 
 def test_williams_test_by_hand():

@@ -121,6 +121,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         image_column=args.image_column,
         fit=args.fit,
         n_boot=args.boot,
+        mos_direction=args.mos_direction,
     )
     if args.json:
         print(json.dumps(run.to_dict(), indent=2))
@@ -330,6 +331,11 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("5pl", "4pl", "none"),
         default="5pl",
         help="logistic map before PLCC/RMSE (default 5pl)",
+    )
+    s.add_argument(
+        "--mos-direction",
+        choices=("higher", "lower"),
+        help="is a higher MOS better? (default: lower for a dmos column, else higher)",
     )
     s.add_argument("--boot", type=int, default=1000, help="bootstrap resamples for CIs (0: none)")
     s.add_argument("--json", action="store_true", help="print JSON instead of a table")

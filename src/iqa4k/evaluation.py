@@ -1,7 +1,9 @@
 """Agreement of a scores CSV with a MOS CSV: the data behind ``iqa4k evaluate``.
 
 Rows are joined by file name (or stem, when extensions differ), then every numeric column of
-the scores file goes through :func:`iqa4k.stats.evaluate`. Nothing is printed here.
+the scores file goes through :func:`iqa4k.stats.evaluate`, oriented by the metric's direction
+and the MOS direction so that a good metric always shows positive SRCC and PLCC. Nothing is
+printed here.
 """
 
 from __future__ import annotations
@@ -16,7 +18,15 @@ from .errors import InputError, OptionError
 from .registry import METRICS
 from .scoring import ERROR, REF, read_csv
 
-__all__ = ["IMAGE_COLUMNS", "MOS_COLUMNS", "EvaluationRun", "MetricEvaluation", "evaluate_csv"]
+__all__ = [
+    "IMAGE_COLUMNS",
+    "MOS_COLUMNS",
+    "EvaluationRun",
+    "MetricEvaluation",
+    "evaluate_columns",
+    "evaluate_csv",
+    "mos_higher_is_better",
+]
 
 # Columns tried, in order, when the image or MOS column is not named.
 IMAGE_COLUMNS = ("image", "dist", "dist_name", "image_name", "filename", "name", "dist_img")
@@ -35,7 +45,15 @@ class MetricEvaluation:
     result: Any = None  # stats.Agreement; scipy is imported only when evaluating
     error: str = ""
     left_out: int = 0  # matched rows with an empty or non-finite score
-    higher_is_better: bool | None = None  # None: not a registered metric, used as is
+    higher_is_better: bool | None = None  # None: not a registered metric, taken as higher
+
+    @property
+    def warnings(self) -> list[str]:
+        """Everything that makes these figures less than they seem, for the reader."""
+        out = list(self.result.warnings) if self.result is not None else []
+        if self.left_out:
+            out.append(f"{self.left_out} image(s) with an empty or non-finite score left out")
+        return out
 
 
 @dataclass
@@ -50,6 +68,8 @@ class EvaluationRun:
     unmatched: int
     fit: str
     n_boot: int
+    mos_higher_is_better: bool = True
+    mos_direction: str = ""  # where the MOS direction came from
     metrics: list[MetricEvaluation] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -63,17 +83,16 @@ class EvaluationRun:
             "unmatched": self.unmatched,
             "fit": self.fit,
             "n_boot": self.n_boot,
+            "mos_higher_is_better": self.mos_higher_is_better,
+            "mos_direction": self.mos_direction,
         }
         doc["metrics"] = {
             e.name: (
-                {
-                    **e.result.to_dict(),
-                    "higher_is_better": e.higher_is_better,
-                    "left_out": e.left_out,
-                }
+                {**e.result.to_dict(), "higher_is_better": e.higher_is_better}
                 if e.result is not None
-                else {"error": e.error, "left_out": e.left_out}
+                else {"error": e.error}
             )
+            | {"left_out": e.left_out, "warnings": e.warnings}
             for e in self.metrics
         }
         return doc
@@ -87,15 +106,15 @@ def evaluate_csv(
     image_column: str | None = None,
     fit: str = "5pl",
     n_boot: int = 1000,
+    mos_direction: str | None = None,
 ) -> EvaluationRun:
     """Join the scores CSV with the MOS CSV by image name and evaluate each score column.
 
     ``mos_column``/``image_column`` name the MOS file's columns (default: the first of
-    :data:`MOS_COLUMNS` / :data:`IMAGE_COLUMNS` present). A metric that cannot be evaluated
-    gets ``error`` set; a bad file or a join with fewer than 3 images raises.
+    :data:`MOS_COLUMNS` / :data:`IMAGE_COLUMNS` present). ``mos_direction`` is ``higher`` or
+    ``lower`` (default: from the column name, ``dmos`` is lower). A metric that cannot be
+    evaluated gets ``error`` set; a bad file or a join with fewer than 3 images raises.
     """
-    from . import stats  # scipy is only needed here
-
     scores_path, mos_path = Path(scores), Path(mos)
     for p in (scores_path, mos_path):
         if not p.is_file():
@@ -131,6 +150,12 @@ def evaluate_csv(
     if len(matched) < 3:
         raise InputError(f"only {len(matched)} image(s) have both a score and a MOS; need >= 3")
 
+    if mos_direction is None:
+        higher = mos_higher_is_better(mos_col)
+        why = f"from the column name {mos_col!r}"
+    else:
+        higher = _direction_option(mos_direction)
+        why = "given"
     run = EvaluationRun(
         scores=str(scores_path),
         mos=str(mos_path),
@@ -140,26 +165,74 @@ def evaluate_csv(
         unmatched=len(rows) - len(matched),
         fit=fit,
         n_boot=n_boot,
+        mos_higher_is_better=higher,
+        mos_direction=why,
     )
-    for m in metrics:
-        spec = METRICS.get(m)
-        ev = MetricEvaluation(m, [], [], higher_is_better=spec.higher_is_better if spec else None)
-        for row, value in matched:
-            cell = (row.get(m) or "").strip()
-            v = float(cell) if cell else math.nan
+    columns = {m: [_number(row.get(m)) for row, _ in matched] for m in metrics}
+    run.metrics = evaluate_columns(
+        columns,
+        [value for _, value in matched],
+        directions={m: METRICS[m].higher_is_better for m in metrics if m in METRICS},
+        mos_higher_is_better=higher,
+        fit=fit,
+        n_boot=n_boot,
+    )
+    return run
+
+
+def evaluate_columns(
+    columns: Mapping[str, Sequence[float]],
+    mos: Sequence[float],
+    *,
+    directions: Mapping[str, bool | None],
+    mos_higher_is_better: bool = True,
+    fit: str = "5pl",
+    n_boot: int = 1000,
+) -> list[MetricEvaluation]:
+    """One :class:`MetricEvaluation` per score column (aligned with ``mos``; NaN = no score).
+
+    ``directions`` holds each metric's higher_is_better (absent or None: taken as higher).
+    """
+    from . import stats  # scipy is only needed here
+
+    out = []
+    for name, values in columns.items():
+        ev = MetricEvaluation(name, [], [], higher_is_better=directions.get(name))
+        for v, m in zip(values, mos, strict=True):
             if math.isfinite(v):
                 ev.scores.append(v)
-                ev.mos.append(value)
+                ev.mos.append(m)
             else:
                 ev.left_out += 1  # empty (failed) or inf (a perfect copy: PSNR of identical)
         try:
             ev.result = stats.evaluate(
-                ev.scores, ev.mos, fit=fit, n_boot=n_boot, higher_is_better=ev.higher_is_better
+                ev.scores,
+                ev.mos,
+                fit=fit,
+                n_boot=n_boot,
+                higher_is_better=ev.higher_is_better,
+                mos_higher_is_better=mos_higher_is_better,
             )
         except InputError as e:
             ev.error = str(e)
-        run.metrics.append(ev)
-    return run
+        out.append(ev)
+    return out
+
+
+def mos_higher_is_better(column: str) -> bool:
+    """The direction a label column's name implies: DMOS (difference scores) is lower."""
+    return "dmos" not in column.lower()
+
+
+def _direction_option(text: str) -> bool:
+    if text not in ("higher", "lower"):
+        raise OptionError(f"the MOS direction is higher or lower, got {text!r}")
+    return text == "higher"
+
+
+def _number(cell: str | None) -> float:
+    cell = (cell or "").strip()
+    return float(cell) if cell else math.nan
 
 
 def _base(name: str) -> str:

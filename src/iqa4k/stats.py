@@ -426,7 +426,8 @@ class Agreement:
     fit: LogisticFit | None
     ci: dict[str, tuple[float, float]]
     level: float = 0.95
-    negated: bool = False  # pred was negated (higher_is_better=False)
+    negated: bool = False  # pred was negated: its direction is not the MOS direction
+    warnings: tuple[str, ...] = ()  # why these figures may mislead (few images, failed fit, ...)
 
     @property
     def fit_status(self) -> str:
@@ -450,17 +451,20 @@ def evaluate(
     level: float = 0.95,
     seed: int = 0,
     higher_is_better: bool | None = None,
+    mos_higher_is_better: bool = True,
 ) -> Agreement:
     """SRCC, KRCC, raw PLCC, then PLCC/RMSE/MAE after the logistic fit, with bootstrap CIs.
 
-    CIs keep the full-sample fit and resample (fitted, MOS) pairs: no refit, so they ignore the
-    fit's own uncertainty. higher_is_better=False negates pred first. n_boot=0 skips the CIs.
+    Oriented so that a good metric has positive SRCC and PLCC: pred is negated when its
+    direction (``higher_is_better``; None counts as higher) differs from the MOS direction
+    (``mos_higher_is_better=False`` for DMOS). CIs keep the full-sample fit and resample
+    (fitted, MOS) pairs: no refit, so they ignore the fit's own uncertainty. n_boot=0: no CIs.
     """
     if fit not in _FITS:
         raise OptionError(f"fit must be one of {list(_FITS)}, got {fit!r}")
     _check_boot(n_boot, level, minimum=0)
     x, y = _paired(pred=pred, mos=mos)
-    negated = higher_is_better is False
+    negated = _sign(higher_is_better, mos_higher_is_better) < 0
     if negated:
         x = -x
     lf = fit_logistic(x, y, _FITS[fit]) if _FITS[fit] else None
@@ -479,7 +483,40 @@ def evaluate(
     if n_boot:
         reps = _bootstrap(list(columns.values()), y, n_boot, seed)
         ci = {name: _interval(r, level) for name, r in zip(columns, reps, strict=True)}
-    return Agreement(n=x.size, fit=lf, ci=ci, level=level, negated=negated, **point)
+    return Agreement(
+        n=x.size,
+        fit=lf,
+        ci=ci,
+        level=level,
+        negated=negated,
+        warnings=_warnings(x, y, lf),
+        **point,
+    )
+
+
+_FEW_IMAGES = 10
+
+
+def _sign(higher_is_better: bool | None, mos_higher_is_better: bool) -> float:
+    """-1 when the scores run against the MOS (a lower-is-better metric against MOS, ...)."""
+    return 1.0 if (higher_is_better is not False) == mos_higher_is_better else -1.0
+
+
+def _warnings(x: np.ndarray, y: np.ndarray, lf: LogisticFit | None) -> tuple[str, ...]:
+    """What a reader must know before trusting the figures of (x, y)."""
+    out = []
+    if x.size < _FEW_IMAGES:
+        out.append(f"only {x.size} images: the figures are unreliable (see the CIs)")
+    if _constant_rows(x[None])[0]:
+        out.append(f"the scores are constant ({x[0]:.6g}): SRCC and PLCC are undefined")
+    if _constant_rows(y[None])[0]:
+        out.append("the MOS is constant: SRCC and PLCC are undefined")
+    if lf is not None and not lf.converged:
+        out.append(
+            f"the {lf.params}-parameter logistic fit failed ({lf.message}); "
+            "PLCC and RMSE are after a straight line"
+        )
+    return tuple(out)
 
 
 # --------------------------------------------------------------------------- significance
@@ -536,10 +573,15 @@ def compare(
     n_boot: int = 2000,
     seed: int = 0,
     alpha: float = 0.05,
+    higher_is_better_a: bool | None = None,
+    higher_is_better_b: bool | None = None,
+    mos_higher_is_better: bool = True,
 ) -> Comparison:
     """Is metric a's correlation with MOS different from b's? Paired bootstrap of the difference.
 
-    plcc is raw Pearson (map with fit_logistic first if wanted); orient both so higher is better.
+    Each side is oriented as in :func:`evaluate` (from its direction and the MOS direction), so
+    a and b are the positive correlations of good metrics. plcc is raw Pearson (map with
+    fit_logistic first if wanted).
     """
     kernels = {"srcc": _srcc_kernel, "plcc": _plcc_kernel, "krcc": _krcc_kernel}
     if statistic not in kernels:
@@ -548,6 +590,8 @@ def compare(
         raise OptionError(f"alpha must be in (0, 1), got {alpha!r}")
     _check_boot(n_boot, 1 - alpha)
     xa, xb, y = _paired(pred_a=pred_a, pred_b=pred_b, mos=mos)
+    xa = xa * _sign(higher_is_better_a, mos_higher_is_better)
+    xb = xb * _sign(higher_is_better_b, mos_higher_is_better)
     k = kernels[statistic]
     if statistic == "krcc":
         a, b = _kendall_scipy(xa, y), _kendall_scipy(xb, y)

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..evaluation import IMAGE_COLUMNS, MOS_COLUMNS
+from ..evaluation import IMAGE_COLUMNS, MOS_COLUMNS, mos_higher_is_better
 from ..scoring import read_csv
 from .dataset import Dataset, Problems, Sample, check_samples, parse_score
 
@@ -118,8 +118,8 @@ def read_csv_dataset(path: Path, problems: Problems) -> Dataset:
         group = (row.get(group_col) or "").strip() if group_col else ""
         group = group or (ref.name if ref is not None else name)
         samples.append(Sample(_find(base, name, folders), mos, group, ref))
-    lower = score_col.lower() == "dmos"
-    return _dataset("csv", base, samples, not lower, problems, full_reference=ref_col is not None)
+    higher = mos_higher_is_better(score_col)
+    return _dataset("csv", base, samples, higher, problems, full_reference=ref_col is not None)
 
 
 def _dataset(
