@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint bench bench-deep install clean
+.PHONY: demo test lint bench bench-deep report-check install clean
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,5 +28,13 @@ bench-deep: $(BIN)/.installed
 	$(BIN)/python benchmarks/deep_4k.py
 	$(BIN)/python benchmarks/ahiq_kernels.py
 
+# The benchmark page of the CLIVE subset in the fixtures folder, opened in headless Chromium
+# (Debian package chromium): broken images and console errors fail it; look at the screenshot.
+FIXTURES ?= ../shared/fixtures
+report-check: $(BIN)/.installed
+	$(BIN)/iqa4k benchmark --dataset csv:$(FIXTURES)/clive_subset -m niqe,brisque,piqe \
+		--out report-check --no-progress
+	$(BIN)/python tests/browser.py report-check/report.html report-check/screenshot.png
+
 clean:
-	rm -rf $(VENV) demo-out build *.egg-info src/*.egg-info
+	rm -rf $(VENV) demo-out report-check build *.egg-info src/*.egg-info

@@ -63,7 +63,9 @@ def test_demo_writes_images_scores_and_report(demo):
             assert not math.isnan(float(row[m]))
         assert bool(row["ref"]) == bool(FR)
     html = (out / "report.html").read_text(encoding="utf-8")
-    assert html.count("<tr>") == 1 + len(rows) and "data:image/jpeg;base64," in html
+    # the page of `iqa4k report`: the metrics table, then one row per image
+    assert html.count("<tr>") == (1 + len(READY)) + (1 + len(rows))
+    assert "data:image/jpeg;base64," in html and "Every image" in html
     # the printed table: one line per image, then one direction line per metric
     lines = printed.splitlines()
     assert lines[0].split() == ["image", *READY]

@@ -218,6 +218,22 @@ def test_crossval_and_test_commands_write_their_files(tiny, tmp_path, capsys):
     figures = json.loads((tmp_path / "t" / "figures.json").read_text())
     assert figures["n"] == 12 and figures["metric"] == "smalliqa"
 
+    # the benchmark sets the folds beside NIQE on the same test folds, and scores a checkpoint
+    bench = tmp_path / "bench"
+    argv = ["benchmark", "--dataset", f"csv:{tiny}", "-m", "niqe,smalliqa", "--out", str(bench)]
+    argv += ["--crossval", str(out), "--weights", f"smalliqa={weights}", "--boot", "0"]
+    assert main([*argv, "--no-progress"]) == 0
+    md = (bench / "results.md").read_text()
+    assert "## Cross-validation: cpu-small" in md and "smalliqa (best.safetensors)" in md
+    table = md.split("## Cross-validation: cpu-small")[1]
+    trained = next(ln for ln in table.splitlines() if ln.startswith("| cpu-small (trained)"))
+    niqe = next(ln for ln in table.splitlines() if ln.startswith("| niqe |"))
+    # the same fold figures as crossval --compare computed in its own way
+    for row, folds in ((trained, summary["folds"]), (niqe, summary["compare"]["niqe"]["folds"])):
+        assert row.split(" | ")[1:4] == [f"{f['srcc']:.3f}" for f in folds]
+    assert "| smalliqa | NR |" in md.split("## Cost at 3840x2160")[1]  # the deep path is timed
+    assert "| smalliqa |" not in table  # its checkpoint was trained on some of these folds
+
 
 def test_bad_runs_fail_before_training(tiny, tmp_path, capsys):
     base = ["--preset", "cpu-small", "--dataset", f"csv:{tiny}", "--out", str(tmp_path / "x")]

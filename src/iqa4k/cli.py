@@ -111,17 +111,20 @@ def _cmd_score(args: argparse.Namespace) -> int:
     return 1 if run.failures else 0
 
 
-def _cmd_evaluate(args: argparse.Namespace) -> int:
+def _agreement_options(args: argparse.Namespace) -> dict[str, Any]:
+    """--fit, --boot and --mos-direction, as keywords of the evaluation functions."""
     if args.boot < 0:
         raise OptionError(f"--boot must be >= 0, got {args.boot}")
+    return {"fit": args.fit, "n_boot": args.boot, "mos_direction": args.mos_direction}
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
     run = evaluate_csv(
         args.scores,
         args.mos,
         mos_column=args.mos_column,
         image_column=args.image_column,
-        fit=args.fit,
-        n_boot=args.boot,
-        mos_direction=args.mos_direction,
+        **_agreement_options(args),
     )
     if args.json:
         print(json.dumps(run.to_dict(), indent=2))
@@ -259,6 +262,51 @@ def _cmd_test(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_benchmark(args: argparse.Namespace) -> int:
+    from .benchmark import benchmark
+    from .benchmark.files import agreement_notes_of
+    from .data import open_dataset
+    from .report.cells import as_text
+    from .report.sections import agreement_table
+
+    weights = {}
+    for pair in args.weights or []:
+        metric, sep, path = pair.partition("=")
+        if not sep or not metric or not path:
+            raise OptionError(f"--weights takes METRIC=CHECKPOINT, got {pair!r}")
+        weights[metric] = path
+    bench = benchmark(
+        open_dataset(args.dataset),
+        args.metrics,
+        args.out,
+        weights=weights,
+        crossval=args.crossval or [],
+        cost=not args.no_cost,
+        device=args.device,
+        progress=not args.no_progress,
+        **_agreement_options(args),
+    )
+    table = agreement_table(bench.evaluations, bench.versus_best, agreement_notes_of(bench))
+    print(as_text(table))
+    print(f"\nwrote {Path(args.out) / 'results.md'}, results.csv, plots/ and report.html")
+    return 0 if bench.evaluations and not bench.skipped else 1
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from .report.pages import scores_page
+
+    out = scores_page(
+        args.scores,
+        args.output,
+        mos=args.mos,
+        mos_column=args.mos_column,
+        image_column=args.image_column,
+        **_agreement_options(args),
+    )
+    print(f"wrote {out}")
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import demo_main  # loaded only for this command
 
@@ -318,26 +366,34 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.set_defaults(func=_cmd_score)
 
+    def agreement(s: argparse.ArgumentParser) -> None:
+        s.add_argument(
+            "--mos-direction",
+            choices=("higher", "lower"),
+            help="is a higher MOS better? (default: lower for a dmos column, else higher)",
+        )
+        s.add_argument(
+            "--fit",
+            choices=("5pl", "4pl", "none"),
+            default="5pl",
+            help="logistic map before PLCC/RMSE (default 5pl)",
+        )
+        s.add_argument("--boot", type=int, default=1000, help="bootstrap resamples (0: no CIs)")
+
+    def mos_file(s: argparse.ArgumentParser, required: bool) -> None:
+        s.add_argument("--mos", required=required, help="CSV with an image and a MOS column")
+        s.add_argument("--mos-column", help="MOS column (default: first of mos, dmos, score, MOS)")
+        s.add_argument(
+            "--image-column",
+            help="image column of the MOS file (default: first of "
+            + ", ".join(IMAGE_COLUMNS)
+            + ")",
+        )
+
     s = sub.add_parser("evaluate", help="agreement of scores with MOS (SRCC, PLCC, ...)")
     s.add_argument("scores", help="CSV from `iqa4k score`")
-    s.add_argument("--mos", required=True, help="CSV with an image column and a MOS column")
-    s.add_argument("--mos-column", help="MOS column (default: first of mos, dmos, score, MOS)")
-    s.add_argument(
-        "--image-column",
-        help="image column of the MOS file (default: first of " + ", ".join(IMAGE_COLUMNS) + ")",
-    )
-    s.add_argument(
-        "--fit",
-        choices=("5pl", "4pl", "none"),
-        default="5pl",
-        help="logistic map before PLCC/RMSE (default 5pl)",
-    )
-    s.add_argument(
-        "--mos-direction",
-        choices=("higher", "lower"),
-        help="is a higher MOS better? (default: lower for a dmos column, else higher)",
-    )
-    s.add_argument("--boot", type=int, default=1000, help="bootstrap resamples for CIs (0: none)")
+    mos_file(s, required=True)
+    agreement(s)
     s.add_argument("--json", action="store_true", help="print JSON instead of a table")
     s.add_argument("--plot", metavar="DIR", help="write one scatter plot PNG per metric")
     s.set_defaults(func=_cmd_evaluate)
@@ -390,6 +446,37 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--dataset", required=True, metavar="NAME:ROOT")
     s.add_argument("--out", required=True, help="output folder")
     s.set_defaults(func=_cmd_test)
+
+    s = sub.add_parser("report", help="an HTML page of a scores CSV (with --mos: its agreement)")
+    s.add_argument("scores", help="CSV from `iqa4k score`")
+    s.add_argument("-o", "--output", required=True, help="output HTML file")
+    mos_file(s, required=False)
+    agreement(s)
+    s.set_defaults(func=_cmd_report)
+
+    s = sub.add_parser(
+        "benchmark", help="score a dataset with metrics: results table, plots, cost, HTML page"
+    )
+    s.add_argument("--dataset", required=True, metavar="NAME:ROOT", help="see `iqa4k datasets`")
+    s.add_argument("-m", "--metrics", required=True, help="comma-separated metric names")
+    s.add_argument("--out", required=True, help="output folder (a rerun reuses its scores)")
+    s.add_argument(
+        "--weights",
+        action="append",
+        metavar="METRIC=CKPT",
+        help="score a deep metric with this checkpoint (repeatable)",
+    )
+    s.add_argument(
+        "--crossval",
+        action="append",
+        metavar="DIR",
+        help="an `iqa4k crossval` folder to report beside the metrics (repeatable)",
+    )
+    s.add_argument("--no-cost", action="store_true", help="skip the cost table (timing at 4K)")
+    agreement(s)
+    s.add_argument("--device", help="torch device, e.g. cpu or cuda:0")
+    s.add_argument("--no-progress", action="store_true", help="no progress bar")
+    s.set_defaults(func=_cmd_benchmark)
 
     s = sub.add_parser("demo", help="degrade a sample photo, score it with every metric")
     s.add_argument("--out", default="demo-out", help="output folder (default demo-out)")

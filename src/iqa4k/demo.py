@@ -19,7 +19,7 @@ from .metric import create_metric
 from .models import get_entry
 from .models.loading import weights_on_disk
 from .registry import METRICS
-from .report import write_html
+from .report.pages import scores_page
 from .report.tables import score_table
 from .scoring import ScoreRun, score_files
 
@@ -86,9 +86,8 @@ def _run(out_dir: str | Path, progress: bool) -> tuple[Path, ScoreRun]:
     print(score_table(run))
     for image, reason in run.failures:
         print(f"error: {image}: {reason}", file=sys.stderr)
-    report = write_html(
-        run.rows,
-        metrics,
+    report = scores_page(
+        out / "scores.csv",
         out / "report.html",
         title=f"iqa4k demo: SR-style degradations of {SAMPLE}",
     )

@@ -23,9 +23,11 @@ __all__ = [
     "MOS_COLUMNS",
     "EvaluationRun",
     "MetricEvaluation",
+    "best_metric",
     "evaluate_columns",
     "evaluate_csv",
     "mos_higher_is_better",
+    "versus_best",
 ]
 
 # Columns tried, in order, when the image or MOS column is not named.
@@ -46,6 +48,7 @@ class MetricEvaluation:
     error: str = ""
     left_out: int = 0  # matched rows with an empty or non-finite score
     higher_is_better: bool | None = None  # None: not a registered metric, taken as higher
+    images: list[str] = field(default_factory=list)  # the image of each pair, when known
 
     @property
     def warnings(self) -> list[str]:
@@ -176,6 +179,7 @@ def evaluate_csv(
         mos_higher_is_better=higher,
         fit=fit,
         n_boot=n_boot,
+        images=[row.get(icol) or "" for row, _ in matched],
     )
     return run
 
@@ -188,20 +192,24 @@ def evaluate_columns(
     mos_higher_is_better: bool = True,
     fit: str = "5pl",
     n_boot: int = 1000,
+    images: Sequence[str] = (),
 ) -> list[MetricEvaluation]:
     """One :class:`MetricEvaluation` per score column (aligned with ``mos``; NaN = no score).
 
-    ``directions`` holds each metric's higher_is_better (absent or None: taken as higher).
+    ``directions`` holds each metric's higher_is_better (absent or None: taken as higher);
+    ``images`` (aligned with ``mos``) names the image of each pair for the report.
     """
     from . import stats  # scipy is only needed here
 
     out = []
     for name, values in columns.items():
         ev = MetricEvaluation(name, [], [], higher_is_better=directions.get(name))
-        for v, m in zip(values, mos, strict=True):
+        for i, (v, m) in enumerate(zip(values, mos, strict=True)):
             if math.isfinite(v):
                 ev.scores.append(v)
                 ev.mos.append(m)
+                if images:
+                    ev.images.append(images[i])
             else:
                 ev.left_out += 1  # empty (failed) or inf (a perfect copy: PSNR of identical)
         try:
@@ -216,6 +224,43 @@ def evaluate_columns(
         except InputError as e:
             ev.error = str(e)
         out.append(ev)
+    return out
+
+
+def best_metric(evaluations: Sequence[MetricEvaluation]) -> str | None:
+    """The evaluated metric with the highest SRCC (None when none was evaluated)."""
+    done = [e for e in evaluations if e.result is not None and math.isfinite(e.result.srcc)]
+    return max(done, key=lambda e: e.result.srcc).name if done else None
+
+
+def versus_best(
+    evaluations: Sequence[MetricEvaluation], *, mos_higher_is_better: bool, n_boot: int = 1000
+) -> dict[str, dict[str, Any]]:
+    """Each metric tested against the best one, on the images both scored: ``{"srcc":
+    Comparison (paired bootstrap), "plcc": Comparison (raw Pearson; Williams' p too)}``."""
+    from . import stats
+
+    best = best_metric(evaluations)
+    if best is None:
+        return {}
+    top = next(e for e in evaluations if e.name == best)
+    top_scores = dict(zip(top.images, top.scores, strict=True))
+    out = {}
+    for e in evaluations:
+        if e.name == best or e.result is None:
+            continue
+        common = [(top_scores[i], v, m) for i, v, m in zip(e.images, e.scores, e.mos, strict=True)
+                  if i in top_scores]  # fmt: skip
+        if len(common) < 4:
+            continue
+        a, b, mos = (list(c) for c in zip(*common, strict=True))
+        kwargs = {
+            "higher_is_better_a": top.higher_is_better,
+            "higher_is_better_b": e.higher_is_better,
+            "mos_higher_is_better": mos_higher_is_better,
+            "n_boot": max(n_boot, 200),  # a test needs resamples even when the CIs were off
+        }
+        out[e.name] = {s: stats.compare(a, b, mos, statistic=s, **kwargs) for s in ("srcc", "plcc")}
     return out
 
 

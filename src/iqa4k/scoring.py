@@ -24,7 +24,16 @@ from .errors import ImageReadError, InputError, IQAError, OptionError
 from .metric import Metric, create_metric
 from .registry import MetricSpec, get_spec
 
-__all__ = ["ERROR", "IMAGE", "REF", "ScoreRun", "metric_names", "read_csv", "score_files"]
+__all__ = [
+    "ERROR",
+    "IMAGE",
+    "REF",
+    "ScoreRun",
+    "metric_names",
+    "read_csv",
+    "score_files",
+    "score_pairs",
+]
 
 # Receives each quality map: (image path, metric name, image [3,H,W], map [H,W]).
 MapSink = Callable[[Path, str, torch.Tensor, torch.Tensor], None]
@@ -50,6 +59,27 @@ def score_files(
     out: str | Path,
     *,
     ref: str | Path | None = None,
+    **kwargs: Any,
+) -> ScoreRun:
+    """Score files or folders ``dist`` with ``metrics`` into the CSV ``out``, row by row.
+
+    References of FR metrics are paired by file name from ``ref`` (a file or folder); the
+    other keywords are those of :func:`score_pairs`.
+    """
+    names = metric_names(metrics)
+    sources = [dist] if isinstance(dist, (str, Path)) else list(dist)
+    images = iqa_io.list_images(sources)
+    if not images:
+        raise InputError("no images found in " + ", ".join(str(s) for s in sources))
+    pairs = _pairs(images, ref, any(get_spec(n).kind == "FR" for n in names))
+    return score_pairs(pairs, names, out, **kwargs)
+
+
+def score_pairs(
+    pairs: Sequence[tuple[Path, Path | None, str]],
+    metrics: str | Sequence[str],
+    out: str | Path,
+    *,
     options: Mapping[str, Any] | None = None,
     device: str | None = None,
     batch_size: int = 1,
@@ -58,7 +88,7 @@ def score_files(
     progress: bool = True,
     on_map: MapSink | None = None,
 ) -> ScoreRun:
-    """Score files or folders ``dist`` with ``metrics`` into the CSV ``out``, row by row.
+    """Score ``(image, reference or None, why it has no reference)`` triples into ``out``.
 
     Rows are flushed as they are computed, so an interrupted run keeps its work and ``resume``
     finishes it. Unreadable or mismatched images get a row with the reason in ``error``.
@@ -71,11 +101,6 @@ def score_files(
     specs = [get_spec(n) for n in names]
     per_metric = _split_options(specs, options or {})
     models = {s.name: create_metric(s.name, device=device, **per_metric[s.name]) for s in specs}
-    sources = [dist] if isinstance(dist, (str, Path)) else list(dist)
-    images = iqa_io.list_images(sources)
-    if not images:
-        raise InputError("no images found in " + ", ".join(str(s) for s in sources))
-    pairs = _pairs(images, ref, any(s.kind == "FR" for s in specs))
 
     out = Path(out)
     columns, kept = _prepare_output(out, [IMAGE, REF, *names, ERROR], names, resume, overwrite)

@@ -30,6 +30,7 @@ __all__ = [
     "plcc",
     "rmse",
     "srcc",
+    "orientation",
     "williams_test",
 ]
 
@@ -464,7 +465,7 @@ def evaluate(
         raise OptionError(f"fit must be one of {list(_FITS)}, got {fit!r}")
     _check_boot(n_boot, level, minimum=0)
     x, y = _paired(pred=pred, mos=mos)
-    negated = _sign(higher_is_better, mos_higher_is_better) < 0
+    negated = orientation(higher_is_better, mos_higher_is_better) < 0
     if negated:
         x = -x
     lf = fit_logistic(x, y, _FITS[fit]) if _FITS[fit] else None
@@ -497,7 +498,7 @@ def evaluate(
 _FEW_IMAGES = 10
 
 
-def _sign(higher_is_better: bool | None, mos_higher_is_better: bool) -> float:
+def orientation(higher_is_better: bool | None, mos_higher_is_better: bool = True) -> float:
     """-1 when the scores run against the MOS (a lower-is-better metric against MOS, ...)."""
     return 1.0 if (higher_is_better is not False) == mos_higher_is_better else -1.0
 
@@ -590,8 +591,8 @@ def compare(
         raise OptionError(f"alpha must be in (0, 1), got {alpha!r}")
     _check_boot(n_boot, 1 - alpha)
     xa, xb, y = _paired(pred_a=pred_a, pred_b=pred_b, mos=mos)
-    xa = xa * _sign(higher_is_better_a, mos_higher_is_better)
-    xb = xb * _sign(higher_is_better_b, mos_higher_is_better)
+    xa = xa * orientation(higher_is_better_a, mos_higher_is_better)
+    xb = xb * orientation(higher_is_better_b, mos_higher_is_better)
     k = kernels[statistic]
     if statistic == "krcc":
         a, b = _kendall_scipy(xa, y), _kendall_scipy(xb, y)

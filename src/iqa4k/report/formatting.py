@@ -7,7 +7,7 @@ from typing import Any
 
 from ..registry import METRICS
 
-__all__ = ["MISSING", "direction", "format_number", "format_score"]
+__all__ = ["MISSING", "as_float", "direction", "format_number", "format_score"]
 
 MISSING = "\u2013"  # en dash: no score (failed image, or a metric not run on it)
 
@@ -23,7 +23,7 @@ def format_number(v: float, *, symbols: bool = False) -> str:
     return f"{v:g}"
 
 
-def _as_float(value: Any) -> float | None:
+def as_float(value: Any) -> float | None:
     """A score from a float, a tensor item or a CSV cell; None when there is none."""
     if value is None:
         return None
@@ -43,7 +43,7 @@ def format_score(value: Any, metric: str) -> str:
     Metrics on a wide or open range (PSNR in dB) read best with 2 decimals; bounded ones such
     as SSIM in [-1, 1] need 4 to tell close results apart.
     """
-    v = _as_float(value)
+    v = as_float(value)
     if v is None:
         return MISSING
     if math.isnan(v):

@@ -68,8 +68,8 @@ def crossval(
         "selection": "best validation SRCC (validation carved from the training folds)",
         "threads": torch.get_num_threads(),  # the figures repeat exactly with the same count
         "folds": rows,
-        **_mean_std(rows),
-        "last_epoch": {"folds": last_rows, **_mean_std(last_rows)},
+        **mean_std(rows),
+        "last_epoch": {"folds": last_rows, **mean_std(last_rows)},
     }
     if compare:
         summary["compare"] = {m: _compare(m, dataset, splits) for m in compare}
@@ -82,7 +82,7 @@ def _pick(values: dict[str, float]) -> dict[str, float]:
     return {k: values[k] for k in FIGURES if k in values}
 
 
-def _mean_std(rows: Sequence[dict[str, float]]) -> dict[str, dict[str, float]]:
+def mean_std(rows: Sequence[dict[str, float]]) -> dict[str, dict[str, float]]:
     """Mean and sample standard deviation (ddof 1) of each figure over the folds."""
     mean, std = {}, {}
     for k in FIGURES:
@@ -97,9 +97,10 @@ def _compare(metric: str, dataset: Dataset, splits: Sequence[Split]) -> dict[str
     """A registered metric's figures on each test fold, its scores oriented like the dataset's
     (so that a good metric has positive SRCC whatever the two directions)."""
     from ..metric import create_metric
+    from ..stats import orientation
 
     m = create_metric(metric)
-    sign = 1.0 if m.info.higher_is_better == dataset.higher_is_better else -1.0
+    sign = orientation(m.info.higher_is_better, dataset.higher_is_better)
     scores = {}
     for split in splits:
         for i in split.test:
@@ -110,4 +111,4 @@ def _compare(metric: str, dataset: Dataset, splits: Sequence[Split]) -> dict[str
     for n, split in enumerate(splits):
         fig = figures([scores[i] for i in split.test], [dataset.samples[i].mos for i in split.test])
         rows.append({"fold": n, **_pick(fig)})
-    return {"folds": rows, **_mean_std(rows)}
+    return {"folds": rows, **mean_std(rows)}

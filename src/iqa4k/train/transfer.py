@@ -17,13 +17,14 @@ def score_checkpoint(weights: str | Path, dataset: Dataset, out: str | Path) -> 
     """Score every image of ``dataset`` with the metric of our checkpoint ``weights`` (its
     official test protocol); write ``out/predictions.csv`` and ``out/figures.json``."""
     from ..metric import create_metric
+    from ..stats import orientation
 
     _, meta = read_checkpoint(weights)
     metric = meta.get("metric")
     if not metric:
         raise IQAError(f"{weights} is not an iqa4k checkpoint (no metric in its metadata)")
     m = create_metric(metric, weights=str(weights))
-    sign = 1.0 if m.info.higher_is_better == dataset.higher_is_better else -1.0
+    sign = orientation(m.info.higher_is_better, dataset.higher_is_better)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     pred = []

@@ -1,0 +1,44 @@
+"""A table as data: cells with their text and sort key, a title and notes. The Markdown file,
+the terminal and the HTML page all render the same :class:`Table`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["Cell", "Table", "as_text", "markdown"]
+
+
+@dataclass(frozen=True)
+class Cell:
+    """Text as shown, and the number a column is sorted by (None: sort by the text)."""
+
+    text: str
+    key: float | None = None
+
+
+@dataclass(frozen=True)
+class Table:
+    title: str
+    header: tuple[str, ...]
+    rows: list[tuple[Cell, ...]]
+    notes: list[str]
+
+
+def markdown(table: Table) -> str:
+    """A table as GitHub Markdown, its notes below."""
+    lines = [f"## {table.title}", "", "| " + " | ".join(table.header) + " |"]
+    lines.append("|" + "|".join("---" for _ in table.header) + "|")
+    lines += [
+        "| " + " | ".join(c.text.replace("|", "\\|") for c in row) + " |" for row in table.rows
+    ]
+    lines.append("")
+    lines += [f"- {n}" for n in table.notes]
+    return "\n".join(lines) + "\n"
+
+
+def as_text(table: Table) -> str:
+    """A table as aligned plain text for the terminal, its notes below."""
+    from .tables import format_table
+
+    rows = [table.header, *[tuple(c.text for c in row) for row in table.rows]]
+    return "\n".join([format_table(rows), *[f"note: {n}" for n in table.notes]])
