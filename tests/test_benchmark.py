@@ -4,6 +4,7 @@ files, the MOS direction, reuse of finished rows, skips, the cost table, and eve
 from __future__ import annotations
 
 import csv
+import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -150,7 +151,14 @@ def test_the_mos_direction_can_be_given_and_bad_requests_are_clear(dmos_set, tmp
         benchmark(dataset, "psnr", tmp_path / "c", weights={"maniqa": "x.pt"}, **kw)
     with pytest.raises(InputError, match="not an iqa4k crossval folder: summary.json is missing"):
         benchmark(dataset, "psnr", tmp_path / "d", crossval=[tmp_path], **kw)
-    assert not (tmp_path / "d").exists()  # refused before anything was scored
+    other = tmp_path / "other_cv"  # a crossval of another dataset
+    other.mkdir()
+    (other / "summary.json").write_text("{}")
+    fold = {"name": "fold0", "train": [], "val": [], "test": ["elsewhere.png"]}
+    (other / "splits.json").write_text(json.dumps({"splits": [fold]}))
+    with pytest.raises(OptionError, match="1 image\\(s\\) not in csv:.*e.g. elsewhere.png"):
+        benchmark(dataset, "psnr", tmp_path / "d", crossval=[other], **kw)
+    assert not (tmp_path / "d").exists()  # both refused before anything was scored
 
 
 def test_metrics_that_cannot_run_are_skipped_with_the_reason(tmp_path, capsys):

@@ -35,7 +35,7 @@ def benchmark(
     from .files import write_all
 
     for folder in crossval:  # before any scoring: a wrong folder should not cost an hour
-        check_folder(Path(folder))
+        check_folder(Path(folder), dataset)
     bench = run_benchmark(dataset, metrics, out, **options)
     bench.crossval = crossval_tables(bench, list(crossval))
     if cost:

@@ -13,7 +13,8 @@ import math
 from pathlib import Path
 from typing import Any
 
-from ..data.splits import load_splits
+from ..data.dataset import Dataset
+from ..data.splits import Split, load_splits
 from ..errors import InputError
 from ..registry import get_spec
 from ..stats import orientation
@@ -24,13 +25,14 @@ from .run import Benchmark
 __all__ = ["check_folder", "crossval_tables"]
 
 
-def check_folder(folder: Path) -> tuple[Path, Path]:
-    """``summary.json`` and ``splits.json`` of a crossval folder, or a clear error."""
+def check_folder(folder: Path, dataset: Dataset) -> tuple[dict[str, Any], list[Split]]:
+    """The summary and the splits (as indices into ``dataset``) of a crossval folder, or a
+    clear error: a file missing, or an image the dataset does not have."""
     files = folder / "summary.json", folder / "splits.json"
     for p in files:
         if not p.is_file():
             raise InputError(f"{folder} is not an iqa4k crossval folder: {p.name} is missing")
-    return files
+    return json.loads(files[0].read_text()), load_splits(files[1], dataset)
 
 
 def crossval_tables(bench: Benchmark, folders: list[str | Path]) -> list[dict[str, Any]]:
@@ -38,9 +40,7 @@ def crossval_tables(bench: Benchmark, folders: list[str | Path]) -> list[dict[st
     "trained", "folds": [{"fold", "srcc", ...}], "mean", "std"}``, the trained model first."""
     tables = []
     for folder in map(Path, folders):
-        summary_path, splits_path = check_folder(folder)
-        summary = json.loads(summary_path.read_text())
-        splits = load_splits(splits_path, bench.dataset)  # every image must be in the dataset
+        summary, splits = check_folder(folder, bench.dataset)
         name = summary.get("preset") or summary.get("config", {}).get("model", "trained model")
         rows = [
             {

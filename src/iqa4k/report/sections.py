@@ -176,7 +176,11 @@ def agreement_notes(
             "two-sided) and Williams' t-test of the raw Pearson correlations (Steiger 1980); "
             f"* marks p < {ALPHA}."
         )
-    notes += [f"{e.name}: {w}" for e in evaluations for w in e.warnings]
+    shared: dict[str, list[str]] = {}  # one line per warning, naming every metric it concerns
+    for e in evaluations:
+        for w in e.warnings:
+            shared.setdefault(w, []).append(e.name)
+    notes += [f"{', '.join(names)}: {w}" for w, names in shared.items()]
     return notes
 
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..registry import MetricSpec, get_spec
 from .formatting import direction, format_number, format_score
+from .sections import agreement_notes
 
 if TYPE_CHECKING:
     from ..data import Dataset
@@ -257,23 +258,15 @@ def evaluation_table(run: EvaluationRun) -> str:
             )
         )
     lines.append(format_table(table, right=(False, True, False, False, True, True, False)))
-    lines += [f"note: {n}" for n in evaluation_notes(run)]
-    return "\n".join(lines)
-
-
-def evaluation_notes(run: EvaluationRun) -> list[str]:
-    """How to read an evaluation: the MOS direction and where it came from, which metrics were
-    negated, the fit, and every warning of every metric (few images, failed fit, ...)."""
-    better = "higher" if run.mos_higher_is_better else "lower"
-    notes = [f"MOS: {better} is better ({run.mos_direction}; --mos-direction to change)"]
-    negated = [e.name for e in run.metrics if e.result is not None and e.result.negated]
-    if negated:
-        notes.append(
-            f"negated to run with the MOS, so a good metric shows SRCC > 0: {', '.join(negated)}"
-        )
-    if any(e.result is not None and e.result.fit_status == run.fit for e in run.metrics):
-        notes.append(f"PLCC and RMSE are after the {run.fit} logistic map to MOS (fit column)")
+    notes = agreement_notes(
+        evals,
+        mos_higher_is_better=run.mos_higher_is_better,
+        mos_direction=run.mos_direction + "; --mos-direction to change",
+        fit=run.fit,
+        n_boot=run.n_boot,
+        tested=False,
+    )
     if run.unmatched:
         notes.append(f"{run.unmatched} scored image(s) have no MOS and are left out")
-    notes += [f"{e.name}: {w}" for e in run.metrics for w in e.warnings]
-    return notes
+    lines += [f"note: {n}" for n in notes]
+    return "\n".join(lines)
