@@ -162,11 +162,11 @@ def agreement_notes(
         + (", ".join(e.name for e in evaluations if e.result and e.result.negated) or "none here")
         + ")."
     ]
-    if fit != "none":
-        notes.append(
-            f"PLCC and RMSE are after the {fit} logistic map to MOS (the fit column says where "
-            "it failed and a straight line was used)."
-        )
+    done = [e for e in evaluations if e.result is not None]
+    fitted = [e.name for e in done if e.result.fit_status == fit]
+    if fitted:  # never claim the logistic map where its fit failed (the warnings say why)
+        which = f" for {', '.join(fitted)}" if len(fitted) < len(done) else ""
+        notes.append(f"PLCC and RMSE are after the {fit} logistic map to MOS{which}.")
     if n_boot:
         notes.append(f"CIs: percentile bootstrap over images, {n_boot} resamples.")
     if tested:
