@@ -147,13 +147,6 @@ def test_gif_palette_256_colours(tmp_path, rng):
     assert torch.equal(load_image(tmp_path / "p.gif"), chw(palette[index]))
 
 
-def test_gif_first_frame(tmp_path):
-    frames = [Image.new("RGB", (8, 6), c) for c in ((255, 0, 0), (0, 0, 255))]
-    frames[0].save(tmp_path / "a.gif", save_all=True, append_images=frames[1:])
-    x = load_image(tmp_path / "a.gif")
-    assert x[:, 0, 0].tolist() == [1.0, 0.0, 0.0]
-
-
 def test_jpeg_is_close(tmp_path):
     arr = smooth_rgb(64, 96)
     Image.fromarray(arr).save(tmp_path / "a.jpg", quality=95)

@@ -77,9 +77,18 @@ def load_image(path: str | os.PathLike, *, max_pixels: int | None = None) -> tor
         raise ImageReadError(path, "no such file")
     if path.is_dir():
         raise ImageReadError(path, "is a directory, not an image file")
+    if not path.is_file():  # opening a FIFO would wait for a writer forever
+        raise ImageReadError(path, "not a regular file (a FIFO, socket or device); not opened")
     try:
         with _without_pillow_pixel_limit(), Image.open(path, formats=_pillow_formats()) as img:
             _check_size(img, path, limit)
+            frames = getattr(img, "n_frames", 1)
+            if frames > 1 and img.format != "MPO":  # MPO: a camera JPEG and its previews
+                raise ImageReadError(
+                    path,
+                    f"has {frames} frames (an animation or a multi-page file); iqa4k scores "
+                    "single images: save the frame you mean as its own file",
+                )
             if _is_deep_colour(img):
                 return _decode_deep_colour(img, path)
             img.load()  # decode here, inside the try: truncated data raises instead of being filled
@@ -88,12 +97,33 @@ def load_image(path: str | os.PathLike, *, max_pixels: int | None = None) -> tor
     except ImageReadError:
         raise
     except UnidentifiedImageError:
+        if path.suffix.lower() in (".tif", ".tiff"):  # float RGB TIFF: Pillow has no such mode
+            x = _read_tiff_with_opencv(path, limit)
+            if x is not None:
+                return x
         msg = "not a PNG, JPEG, BMP, TIFF, GIF or WebP image, or its header is corrupt"
         raise ImageReadError(path, msg) from None
     except InputError as exc:  # decoded, but the samples are unusable (float TIFF out of range)
         raise ImageReadError(path, str(exc)) from None
     except Exception as exc:  # decoders raise OSError, SyntaxError, EOFError, zlib/struct errors...
         raise ImageReadError(path, f"cannot decode ({type(exc).__name__}: {exc})") from exc
+
+
+def _read_tiff_with_opencv(path: Path, limit: int | None) -> torch.Tensor | None:
+    """A TIFF Pillow cannot read (3- or 4-channel float samples) through OpenCV, or None."""
+    import cv2
+
+    arr = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if arr is None:
+        return None
+    if limit and arr.shape[0] * arr.shape[1] > limit:
+        raise ImageReadError(path, f"{arr.shape[1]}x{arr.shape[0]} is over the pixel limit")
+    if arr.ndim == 3 and arr.shape[2] >= 3:
+        arr = np.concatenate([arr[..., 2::-1], arr[..., 3:]], axis=2)  # BGR(A) -> RGB(A)
+    try:
+        return _hwc_to_tensor(arr if arr.ndim == 3 else arr[..., None], _dtype_scale(arr.dtype))
+    except InputError as exc:
+        raise ImageReadError(path, str(exc)) from None
 
 
 def to_batch(images: ImageLike | Sequence[ImageLike]) -> torch.Tensor:

@@ -34,7 +34,7 @@ class Metric(torch.nn.Module):
         for key, module in prepared.modules.items():  # a deep metric's network follows .to()
             self.add_module(key, module)
         # None keeps inputs where they are (tensors) or on the CPU (decoded files).
-        self.device = torch.device(device) if device is not None else None
+        self.device = checked_device(device) if device is not None else None
         if self.device is not None:
             self.to(self.device)
 
@@ -82,6 +82,30 @@ class Metric(torch.nn.Module):
                 images = images / scale
         batch = to_batch(images)
         return batch if self.device is None else batch.to(self.device)
+
+
+def checked_device(device: str | torch.device) -> torch.device:
+    """``device`` as a torch device that exists on this machine, or a one-line OptionError."""
+    try:
+        d = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise OptionError(
+            f"device {str(device)!r} is not a torch device (e.g. cpu, cuda:0)"
+        ) from None
+    if d.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise OptionError(f"device {str(device)!r}: this machine has no CUDA GPU; use cpu")
+        if d.index is not None and d.index >= count:
+            raise OptionError(f"device {str(device)!r}: this machine has {count} CUDA GPU(s)")
+        return d
+    try:
+        torch.empty(0, device=d)
+    except (RuntimeError, AssertionError) as e:  # mps, xpu, ... without the hardware
+        raise OptionError(
+            f"device {str(device)!r} is not usable here: {e}".splitlines()[0]
+        ) from None
+    return d
 
 
 def _describe(x: torch.Tensor) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -24,13 +25,15 @@ class Option:
         """Return ``value`` coerced to the default's type, or raise :class:`OptionError`."""
         if self.choices is not None and value not in self.choices:
             raise OptionError(f"{metric}: {name} must be one of {self.choices}, got {value!r}")
-        value = self._coerce(value)
-        if value is None:
+        if _non_finite(value):  # inf/nan would pass the type check and poison every score
+            raise OptionError(f"{metric}: {name} must be a finite number, got {value!r}")
+        coerced = self._coerce(value)
+        if coerced is None:
             kind = type(self.default).__name__
             raise OptionError(f"{metric}: {name} must be of type {kind}, got {value!r}")
-        if self.minimum is not None and value < self.minimum:
+        if self.minimum is not None and coerced < self.minimum:
             raise OptionError(f"{metric}: {name} must be >= {self.minimum}, got {value!r}")
-        return value
+        return coerced
 
     def _coerce(self, value: Any) -> Any:
         """``value`` as the default's type, or None when it cannot be one."""
@@ -47,6 +50,11 @@ class Option:
             except (TypeError, ValueError):
                 return None
         return value
+
+
+def _non_finite(value: Any) -> bool:
+    values = value if isinstance(value, tuple | list) else (value,)
+    return any(isinstance(v, float) and not math.isfinite(v) for v in values)
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import math
 import os
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -97,19 +98,28 @@ def score_pairs(
     """
     if batch_size < 1:
         raise OptionError(f"batch size must be >= 1, got {batch_size}")
+    out = Path(out)
+    if out.is_dir():
+        raise OptionError(f"{out} is a folder; the output is a CSV file, e.g. {out / 'scores.csv'}")
     names = metric_names(metrics)
     specs = [get_spec(n) for n in names]
     per_metric = _split_options(specs, options or {})
     models = {s.name: create_metric(s.name, device=device, **per_metric[s.name]) for s in specs}
+    if on_map is not None and not any(m.info.has_maps for m in models.values()):
+        raise OptionError("none of " + ", ".join(names) + " has quality maps")
+    pairs = _unique(pairs)
+    with output_lock(out):
+        return _score_into(
+            out, pairs, names, models, batch_size, resume, overwrite, progress, on_map
+        )
 
-    out = Path(out)
+
+def _score_into(out, pairs, names, models, batch_size, resume, overwrite, progress, on_map):
+    """score_pairs once the output is ours: keep finished rows, score the others."""
     columns, kept = _prepare_output(out, [IMAGE, REF, *names, ERROR], names, resume, overwrite)
     done = {_key(r[IMAGE]) for r in kept}
     todo = [p for p in pairs if _key(p[0]) not in done]
     run = ScoreRun(out=out, metrics=names, rows=list(kept), resumed=len(pairs) - len(todo))
-    if on_map is not None and not any(m.info.has_maps for m in models.values()):
-        raise OptionError("none of " + ", ".join(names) + " has quality maps")
-
     bar = tqdm(
         total=len(pairs),
         initial=run.resumed,
@@ -120,7 +130,7 @@ def score_pairs(
         dynamic_ncols=True,
     )
     try:
-        with open(out, "a", newline="", encoding="utf-8") as f:
+        with open(out, "a", newline="", **_TEXT) as f:
             writer = csv.DictWriter(f, columns, extrasaction="ignore")
             for rows in _batches(todo, models, batch_size, on_map):
                 writer.writerows(rows)
@@ -131,6 +141,57 @@ def score_pairs(
     finally:
         bar.close()
     return run
+
+
+# File names are bytes on POSIX: one that is not UTF-8 is kept as such in the CSV (Python's
+# surrogate escapes), so it is written, read back and resumed like any other.
+_TEXT = {"encoding": "utf-8", "errors": "surrogateescape"}
+
+
+@contextlib.contextmanager
+def output_lock(out: Path) -> Iterator[None]:
+    """Hold ``out``.lock for the duration: a second writer of the same CSV (which would replace
+    the file under the first one, whose rows would then be lost) is refused with the holder's
+    pid. POSIX only (fcntl); elsewhere nothing is locked."""
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        yield
+        return
+    lock = out.with_name(out.name + ".lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "a+", encoding="utf-8") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "unknown"
+            raise OptionError(
+                f"{out} is being written by another iqa4k process (pid {holder}); wait for it "
+                "to finish or write elsewhere"
+            ) from None
+        f.seek(0)
+        f.truncate()
+        f.write(str(os.getpid()))
+        f.flush()
+        try:
+            yield
+        finally:
+            lock.unlink(missing_ok=True)  # still locked: a waiting writer fails, never races
+
+
+def _unique(pairs: Sequence[tuple[Path, Path | None, str]]) -> list[tuple[Path, Path | None, str]]:
+    """Each image once, in first-seen order; a repeat is named on stderr."""
+    seen: set[str] = set()
+    out = []
+    for pair in pairs:
+        key = _key(pair[0])
+        if key in seen:
+            print(f"note: {pair[0]} is listed more than once; it is scored once", file=sys.stderr)
+            continue
+        seen.add(key)
+        out.append(pair)
+    return out
 
 
 # ------------------------------------------------------------------------ metrics, options
@@ -206,7 +267,7 @@ def read_csv(path: Path, sniff: bool = False) -> tuple[list[str], list[dict[str,
     """Header and rows of a CSV file (a BOM from spreadsheet exports is dropped). ``sniff``
     also accepts ';' and tab separators, for label files made by other tools.
     """
-    with open(path, newline="", encoding="utf-8-sig") as f:
+    with open(path, newline="", encoding="utf-8-sig", errors=_TEXT["errors"]) as f:
         dialect: Any = csv.excel
         if sniff:
             sample = f.read(8192)
@@ -227,7 +288,7 @@ def _key(path: str | Path) -> str:
 def _write_rows(path: Path, columns: Sequence[str], rows: Sequence[Mapping[str, str]]) -> None:
     # Write beside and rename: a crash while rewriting must not lose the rows already done.
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="", encoding="utf-8") as f:
+    with open(tmp, "w", newline="", **_TEXT) as f:
         writer = csv.DictWriter(f, columns, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
@@ -251,7 +312,14 @@ def _prepare_output(
     """Columns to write and the finished rows kept from an earlier run (``resume``)."""
     if out.exists() and out.stat().st_size > 0:
         if resume:
-            header, rows = read_csv(out)
+            try:
+                header, rows = read_csv(out)
+            except csv.Error as e:
+                raise OptionError(
+                    f"cannot resume {out}: it is not a CSV file ({e}); use another output"
+                ) from None
+            if rows and not _ends_with_newline(out):
+                rows = rows[:-1]  # its last row was cut short by a kill: score it again
             if set(header) != set(columns):
                 raise OptionError(
                     f"cannot resume {out}: it has columns {','.join(header)} but this run "
@@ -267,6 +335,12 @@ def _prepare_output(
     out.parent.mkdir(parents=True, exist_ok=True)
     _write_rows(out, columns, [])
     return columns, []
+
+
+def _ends_with_newline(path: Path) -> bool:
+    with open(path, "rb") as f:
+        f.seek(-1, os.SEEK_END)
+        return f.read(1) == b"\n"
 
 
 def _row(dist: Path, ref: Path | None, error: str = "") -> dict[str, str]:
@@ -385,6 +459,14 @@ def _score_one(
     return [float(v) for v in s.detach().cpu().tolist()]
 
 
+def _put(row: dict[str, str], errors: list[str], metric: str, value: float) -> None:
+    """A score into its cell; NaN is never written as a result but becomes the row's error."""
+    if math.isnan(value):
+        errors.append(f"{metric}: the score is NaN (undefined for this image)")
+    else:
+        row[metric] = repr(value)
+
+
 def _score_batch(
     items: list[_Item], models: Mapping[str, Metric], on_map: MapSink | None = None
 ) -> list[dict[str, str]]:
@@ -398,8 +480,9 @@ def _score_batch(
     for name, model in models.items():
         try:
             paths = [it.dist for it in items]
-            for row, v in zip(rows, _score_one(model, x, y, paths, on_map), strict=True):
-                row[name] = repr(v)
+            values = _score_one(model, x, y, paths, on_map)
+            for row, errs, v in zip(rows, errors, values, strict=True):
+                _put(row, errs, name, v)
             continue
         except _ITEM_ERRORS as e:
             if len(items) == 1:
@@ -409,7 +492,7 @@ def _score_batch(
             try:
                 yi = None if it.y is None else it.y[None]
                 value = _score_one(model, it.x[None], yi, [it.dist], on_map)[0]
-                rows[i][name] = repr(value)
+                _put(rows[i], errors[i], name, value)
             except _ITEM_ERRORS as e:
                 errors[i].append(f"{name}: {_describe_error(e)}")
     for row, errs in zip(rows, errors, strict=True):

@@ -25,7 +25,7 @@ from scipy.special import gamma
 
 from ..errors import InputError
 from .matlab import imresize
-from .nss import aggd_fit, ggd_fit, image_sums, luma_255, mscn
+from .nss import aggd_fit, ggd_fit, image_sums, luma_255, mscn, not_flat
 
 SVR_MODEL = "brisque_live_svr.npz"
 MIN_SIZE = 13  # the half-scale image must still hold the 7x7 window
@@ -109,5 +109,5 @@ def brisque(
             f"at half scale), got {w}x{h}"
         )
     planes = luma_255(x, color_space, quantize, crop_border)
-    scores = [svr_score(brisque_features(p), feature_rounding) for p in planes]
+    scores = [svr_score(brisque_features(not_flat(p, "BRISQUE")), feature_rounding) for p in planes]
     return torch.tensor(scores, dtype=torch.float64).to(x.device, x.dtype)

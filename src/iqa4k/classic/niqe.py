@@ -25,7 +25,7 @@ from scipy.special import gamma
 
 from ..errors import InputError, OptionError
 from .matlab import imresize
-from .nss import aggd_fit, block_sums, luma_255, mscn
+from .nss import aggd_fit, block_sums, luma_255, mscn, not_flat
 
 PRISTINE_MODEL = "niqe_pris_params.npz"
 
@@ -130,5 +130,7 @@ def niqe(
     top = left = crop_border
     x = x[..., top : top + h // block_size * block_size, left : left + w // block_size * block_size]
     planes = luma_255(x, color_space, quantize, 0)
-    scores = [mvg_distance(niqe_features(p, block_size), mu_p, cov_p) for p in planes]
+    scores = [
+        mvg_distance(niqe_features(not_flat(p, "NIQE"), block_size), mu_p, cov_p) for p in planes
+    ]
     return torch.tensor(scores, dtype=torch.float64).to(x.device, x.dtype)

@@ -29,6 +29,7 @@ from ..metric_spec import Setup
 from . import matfile
 from .niqe import niqe
 from .nrqm_features import F1_SIZE, F2_SIZE, F3_SIZE, nrqm_features
+from .prepare import shave
 
 NODE_TERMINAL = -1  # nodestatus of a leaf in randomForest's C code (interior nodes are -3)
 _FOREST_FIELDS = ("lDau", "rDau", "nodestatus", "upper", "avnode", "mbest")
@@ -187,8 +188,7 @@ def _luma_255(x: torch.Tensor, color_space: str, quantize: bool, crop_border: in
     y = to_channels(x.detach().to(torch.float64), color_space, quantize) * 255.0
     if quantize:
         y = y.round()  # exact integers, as MATLAB's uint8 luma
-    if crop_border:
-        y = y[..., crop_border:-crop_border, crop_border:-crop_border]
+    y = shave(y, crop_border)
     return y[:, 0]
 
 

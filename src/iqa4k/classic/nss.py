@@ -28,7 +28,9 @@ import torch
 from scipy.special import gamma
 
 from ..color import RGB2GRAY, RGB2Y_BT601, Y_OFFSET
+from ..errors import InputError
 from .matlab import fspecial_gaussian_1d
+from .prepare import shave
 
 MSCN_WINDOW = (7, 7.0 / 6.0)  # size and sigma of the Gaussian window
 PADDINGS = {"replicate": cv2.BORDER_REPLICATE, "zeros": cv2.BORDER_CONSTANT}
@@ -268,6 +270,17 @@ def image_sums(s: np.ndarray) -> np.ndarray:
     return np.sum(parallel_map(item, range(0, h, rows)), axis=0)
 
 
+def not_flat(plane: np.ndarray, metric: str) -> np.ndarray:
+    """``plane``, or an error when it holds one grey level: its MSCN coefficients are all zero,
+    so the fitted distributions (and the score) are undefined, not a number to report."""
+    if plane.max() == plane.min():
+        raise InputError(
+            f"{metric}: the image is flat (a single grey level); its natural-scene statistics "
+            "and so its score are undefined"
+        )
+    return plane
+
+
 def luma_255(
     x: torch.Tensor, color_space: str, quantize: bool, crop_border: int
 ) -> list[np.ndarray]:
@@ -283,8 +296,7 @@ def luma_255(
     x = x.detach().cpu()
     if x.dtype not in (torch.float32, torch.float64):
         x = x.float()  # half precision has no NumPy twin
-    if crop_border:
-        x = x[..., crop_border:-crop_border, crop_border:-crop_border]
+    x = shave(x, crop_border)
     h, w = x.shape[-2:]
     rows = max(1, CHUNK // max(w, 1))
     planes = []

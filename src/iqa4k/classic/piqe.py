@@ -43,6 +43,7 @@ from ..color import to_channels
 from ..errors import InputError, OptionError
 from .backend import cpu_inference
 from .matlab import fspecial_gaussian_1d
+from .prepare import shave
 
 _GAUSS_SIZE = 7
 _GAUSS_SIGMA = 7.0 / 6.0
@@ -96,8 +97,7 @@ def piqe(
     out_dtype = x.dtype
     if x.ndim != 4 or x.shape[1] not in (1, 3):
         raise InputError(f"PIQE expects [B,3,H,W] or [B,1,H,W] images, got {tuple(x.shape)}")
-    if crop_border:
-        x = x[..., crop_border:-crop_border, crop_border:-crop_border]
+    x = shave(x, crop_border)
     h, w = x.shape[-2:]
     if min(h, w) < block_size:
         raise InputError(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import cv2
 import torch
 
@@ -26,7 +28,10 @@ def psnr(
         mse = torch.tensor(sse, dtype=torch.float64) / x[0].numel()
     else:
         mse = (x - y).square().flatten(1).sum(1, dtype=torch.float64) / x[0].numel()
-    return (-10.0 * torch.log10(mse)).to(x.dtype)
+    # Identical images: inf, with a zero gradient (not 0 * inf = NaN), as a loss needs.
+    zero = mse == 0
+    value = -10.0 * torch.log10(torch.where(zero, torch.ones_like(mse), mse))
+    return torch.where(zero, torch.full_like(value, math.inf), value).to(x.dtype)
 
 
 def _as_2d(image: torch.Tensor):

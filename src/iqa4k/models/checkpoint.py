@@ -159,7 +159,7 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
     except pickle.UnpicklingError:
         obj = _read_pickled_module(path)  # a whole nn.Module: read inertly
     except Exception as err:  # torch raises several types for damaged files
-        raise CheckpointError(f"cannot read checkpoint {path}: {err}") from err
+        raise CheckpointError(f"cannot read checkpoint {path}: {err}".splitlines()[0]) from err
     return _normalise(obj, path), {}
 
 
@@ -257,10 +257,16 @@ def _is_state_dict(value: Any) -> bool:
 def _read_safetensors(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     from safetensors import safe_open
 
-    with safe_open(str(path), framework="pt") as f:
-        state = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - safe_open API
-        meta = f.metadata() or {}
-    return state, json.loads(meta.get("iqa4k", "{}"))
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            state = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - safe_open API
+            meta = f.metadata() or {}
+        doc = json.loads(meta.get("iqa4k", "{}"))
+    except Exception as err:  # safetensors' own error type, JSON errors: a damaged file
+        raise CheckpointError(f"cannot read checkpoint {path}: {err}".splitlines()[0]) from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("options", {}), dict):
+        raise CheckpointError(f"cannot read checkpoint {path}: its iqa4k metadata is malformed")
+    return state, doc
 
 
 def save_checkpoint(path: str | Path, state: Mapping[str, torch.Tensor], meta: dict) -> Path:

@@ -35,7 +35,14 @@ def load_network(entry: ModelEntry, release: str, path: str | Path = "") -> torc
     """
     file = weights.resolve(entry.file_name(release), path or None, download=True)
     state, meta = read_checkpoint(file)
-    net = entry.build(**{**entry.releases[release].options, **meta.get("options", {})})
+    _check_finite(state, file)
+    options = {**entry.releases[release].options, **meta.get("options", {})}
+    try:
+        net = entry.build(**options)
+    except (TypeError, ValueError) as err:  # options edited by hand, or of another version
+        raise CheckpointError(
+            f"{file}: its build options {options} do not build {entry.name}: {err}"
+        ) from None
     if entry.load is not None:  # official files of the model's own layout
 
         def fetch(key: str) -> Mapping[str, Any]:
@@ -45,6 +52,17 @@ def load_network(entry: ModelEntry, release: str, path: str | Path = "") -> torc
     else:
         load_into(net, state, f"{file}")
     return net.eval().requires_grad_(False)
+
+
+def _check_finite(state: Mapping[str, Any], file: Path) -> None:
+    """Refuse NaN or infinite weights: they would score every image NaN without a word."""
+    for name, value in state.items():
+        if isinstance(value, Mapping):  # several state_dicts in one file (AHIQ)
+            _check_finite(value, file)
+        elif isinstance(value, torch.Tensor) and value.is_floating_point():
+            bad = int((~torch.isfinite(value)).sum())
+            if bad:
+                raise CheckpointError(f"{file}: {bad} non-finite values in {name}")
 
 
 def convert(entry: ModelEntry, release: str, source: str | Path, out: str | Path) -> Path:

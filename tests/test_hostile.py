@@ -1,0 +1,257 @@
+"""Inputs a careless or hostile user gives: each gets a clear error (a row's reason, or one
+line and exit code 2/1) and no finished work is lost. One test per case or class of cases."""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import iqa4k
+from iqa4k.cli import main
+from iqa4k.errors import ImageReadError, InputError, OptionError
+from iqa4k.io import load_image
+from iqa4k.models import ENTRIES
+from iqa4k.models.checkpoint import CheckpointError, save_checkpoint
+from iqa4k.models.loading import checkpoint_meta
+from iqa4k.scoring import score_files
+from iqa4k.testing import deterministic_init
+
+SCRIPT = Path(sys.executable).with_name("iqa4k")
+
+
+def _image(path: Path, seed: int = 0, size: tuple[int, int] = (200, 200)) -> Path:
+    pixels = np.random.default_rng(seed).integers(0, 256, (*size, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(path)
+    return path
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="", encoding="utf-8", errors="surrogateescape") as f:
+        return list(csv.DictReader(f))
+
+
+# ------------------------------------------------------------------------------ file names
+
+
+@pytest.mark.skipif(sys.platform == "darwin", reason="macOS refuses non-UTF-8 file names")
+def test_a_file_name_with_a_non_utf8_byte_is_scored_and_resumed(tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    odd = folder / os.fsdecode(b"caf\xe9.png")
+    _image(odd)
+    _image(folder / "z.png", 1)
+    out = tmp_path / "s.csv"
+    run = score_files(folder, "piqe,niqe", out, progress=False)
+    assert not run.failures and len(run.rows) == 2
+    again = score_files(folder, "piqe,niqe", out, resume=True, progress=False)
+    assert again.resumed == 2  # the odd name is found again: nothing is scored twice
+    rows = _rows(out)
+    assert [Path(r["image"]).name for r in rows] == [odd.name, "z.png"]
+
+
+def test_the_same_file_twice_is_scored_once(tmp_path):
+    a = _image(tmp_path / "a.png")
+    run = score_files([a, tmp_path / "." / "a.png"], "piqe", tmp_path / "s.csv", progress=False)
+    assert len(run.rows) == 1
+
+
+def test_an_output_that_is_a_folder_is_refused(tmp_path, capsys):
+    a = _image(tmp_path / "a.png")
+    assert main(["score", str(a), "-m", "piqe", "-o", str(tmp_path)]) == 2
+    assert f"{tmp_path} is a folder" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------------- options
+
+
+@pytest.mark.parametrize("value", [math.inf, -math.inf, math.nan])
+def test_non_finite_option_values_are_refused(value):
+    for metric, option in (("psnr", "crop_border"), ("ssim", "k1"), ("ssim", "k2")):
+        with pytest.raises(OptionError, match=f"{option} must be a finite number, got {value}"):
+            iqa4k.create_metric(metric, **{option: value})
+    with pytest.raises(OptionError, match="win_sigma must be a finite number"):
+        iqa4k.create_metric("ssim", win_sigma=value)
+
+
+def test_a_wrong_option_type_shows_the_value_given(tmp_path, capsys):
+    a = _image(tmp_path / "a.png")
+    argv = ["score", str(a), "--ref", str(a), "-m", "psnr", "-o", str(tmp_path / "s.csv")]
+    assert main([*argv, "--opt", "crop_border=abc"]) == 2
+    assert "crop_border must be of type int, got 'abc'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("border", [100, 150, 400])
+def test_a_crop_border_that_leaves_nothing_is_an_error_not_nan(tmp_path, border):
+    x = torch.rand(1, 3, 200, 300)
+    with pytest.raises(InputError, match=f"crop_border={border} leaves nothing of a 300x200"):
+        iqa4k.create_metric("psnr", crop_border=border)(x, x * 0.9)
+    a = _image(tmp_path / "a.png")
+    (tmp_path / "refs").mkdir()
+    b = _image(tmp_path / "refs" / "a.png", 1)
+    run = score_files(
+        a, "psnr,ssim", tmp_path / "s.csv", ref=b, options={"crop_border": border}, progress=False
+    )
+    (row,) = run.rows
+    assert row.get("psnr", "") == row.get("ssim", "") == "" and "leaves nothing" in row["error"]
+
+
+# ---------------------------------------------------------------------------------- devices
+
+
+@pytest.mark.parametrize("device", ["banana", "cuda:7"])
+def test_a_device_that_is_not_here_is_one_line(tmp_path, capsys, device):
+    if device.startswith("cuda") and torch.cuda.device_count() > 7:
+        pytest.skip("this machine has a cuda:7")
+    a = _image(tmp_path / "a.png")
+    assert (
+        main(["score", str(a), "-m", "piqe", "-o", str(tmp_path / "s.csv"), "--device", device])
+        == 2
+    )
+    err = capsys.readouterr().err
+    assert f"device '{device}'" in err and len(err.strip().splitlines()) == 1
+
+
+# ------------------------------------------------------------------------- resume, outputs
+
+
+def test_resume_on_a_file_that_is_not_a_csv(tmp_path, capsys):
+    a = _image(tmp_path / "a.png")
+    out = tmp_path / "s.csv"
+    out.write_bytes(bytes(range(256)) * 4)
+    assert main(["score", str(a), "-m", "piqe", "-o", str(out), "--resume"]) == 2
+    assert "cannot resume" in capsys.readouterr().err and out.stat().st_size == 1024  # untouched
+
+
+def test_resume_rescores_a_row_cut_inside_its_number(tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i in range(3):
+        _image(folder / f"{i}.png", i)
+    out = tmp_path / "s.csv"
+    full = score_files(folder, "piqe", out, progress=False)
+    text = out.read_text()
+    cut = text.rstrip("\r\n")
+    cut = cut[: cut.rindex(".") + 2]  # the last number loses its tail, as a kill leaves it
+    out.write_text(cut)
+    run = score_files(folder, "piqe", out, resume=True, progress=False)
+    assert run.resumed == 2
+    assert [r["piqe"] for r in _rows(out)] == [r["piqe"] for r in full.rows]
+
+
+def test_two_writers_of_one_csv_the_second_is_refused(tmp_path):
+    a = _image(tmp_path / "a.png")
+    out = tmp_path / "s.csv"
+    from iqa4k.scoring import output_lock
+
+    with output_lock(out):
+        with pytest.raises(
+            OptionError, match=f"{out} is being written by another iqa4k .*pid {os.getpid()}"
+        ):
+            score_files(a, "piqe", out, overwrite=True, progress=False)
+    assert score_files(a, "piqe", out, overwrite=True, progress=False).rows  # free again
+
+
+# ------------------------------------------------------------------------------ checkpoints
+
+
+def _small(path: Path, **edit) -> Path:
+    entry = ENTRIES["smalliqa"]
+    state = deterministic_init(entry.build()).state_dict()
+    meta = checkpoint_meta(entry, "trained")
+    for key, value in edit.items():
+        if key == "nan":
+            state[value] = torch.full_like(state[value], math.nan)
+        else:
+            meta[key] = value
+    return save_checkpoint(path, state, meta)
+
+
+def test_a_truncated_safetensors_checkpoint(tmp_path):
+    path = _small(tmp_path / "s.safetensors")
+    path.write_bytes(path.read_bytes()[:-500])
+    with pytest.raises(CheckpointError, match="cannot read checkpoint .*s.safetensors"):
+        iqa4k.create_metric("smalliqa", weights=str(path))
+
+
+def test_edited_metadata_options_are_a_clear_error(tmp_path):
+    path = _small(tmp_path / "s.safetensors", options={"widht": 3})
+    with pytest.raises(CheckpointError, match="build options .*widht"):
+        iqa4k.create_metric("smalliqa", weights=str(path))
+
+
+def test_non_finite_weights_are_refused_at_load(tmp_path):
+    name = next(iter(ENTRIES["smalliqa"].build().state_dict()))
+    path = _small(tmp_path / "s.safetensors", nan=name)
+    with pytest.raises(CheckpointError, match=f"non-finite values in {name}"):
+        iqa4k.create_metric("smalliqa", weights=str(path))
+
+
+@pytest.mark.parametrize("content", [b"", b"\x80\x04K\x01.", b"not a pickle at all"])
+def test_an_empty_or_foreign_file_as_weights(tmp_path, content):
+    path = tmp_path / "w.pth"
+    path.write_bytes(content)
+    with pytest.raises(CheckpointError) as err:
+        iqa4k.create_metric("smalliqa", weights=str(path))
+    assert len(str(err.value).splitlines()) == 1 and "w.pth" in str(err.value)
+
+
+# ---------------------------------------------------------------------------------- images
+
+
+def test_a_flat_image_gets_a_reason_not_a_silent_nan(tmp_path):
+    flat = tmp_path / "flat.png"
+    Image.new("RGB", (256, 256), (128, 128, 128)).save(flat)
+    run = score_files(flat, "niqe,brisque,piqe", tmp_path / "s.csv", progress=False)
+    (row,) = run.rows
+    assert row.get("niqe", "") == row.get("brisque", "") == "" and "flat" in row["error"]
+    assert "nan" not in (tmp_path / "s.csv").read_text().lower()
+
+
+def test_a_fifo_is_refused_without_opening_it(tmp_path):
+    fifo = tmp_path / "pipe.png"
+    os.mkfifo(fifo)
+    with pytest.raises(ImageReadError, match="not a regular file"):
+        load_image(fifo)
+    out = tmp_path / "s.csv"
+    done = subprocess.run(
+        [str(SCRIPT), "score", str(fifo), "-m", "piqe", "-o", str(out), "--no-progress"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1 and "not a regular file" in done.stderr
+
+
+def test_a_multi_frame_file_says_so(tmp_path):
+    frames = [Image.new("RGB", (64, 64), c) for c in ((255, 0, 0), (0, 0, 255))]
+    frames[0].save(tmp_path / "a.gif", save_all=True, append_images=frames[1:])
+    with pytest.raises(ImageReadError, match="2 frames"):
+        load_image(tmp_path / "a.gif")
+
+
+def test_a_float32_rgb_tiff_is_read(tmp_path):
+    cv2 = pytest.importorskip("cv2")
+    rgb = np.random.default_rng(5).random((40, 60, 3), dtype=np.float32)
+    assert cv2.imwrite(str(tmp_path / "f.tif"), rgb[:, :, ::-1])
+    x = load_image(tmp_path / "f.tif")
+    assert torch.equal(x, torch.from_numpy(rgb).permute(2, 0, 1))
+    assert cv2.imwrite(str(tmp_path / "g.tif"), rgb[:, :, ::-1] * 3)
+    with pytest.raises(ImageReadError, match=r"g.tif: image values must lie in \[0, 1\]"):
+        load_image(tmp_path / "g.tif")
+
+
+def test_psnr_of_identical_images_has_a_zero_gradient():
+    x = torch.rand(1, 3, 32, 32, requires_grad=True)
+    value = iqa4k.create_metric("psnr")(x, x.detach().clone())
+    assert math.isinf(value.item())
+    value.sum().backward()
+    assert torch.equal(x.grad, torch.zeros_like(x))
