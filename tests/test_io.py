@@ -289,6 +289,15 @@ def test_pixel_limit_argument(png100, monkeypatch):
     assert DEFAULT_MAX_PIXELS == 16384 * 16384
     with pytest.raises(OptionError):
         load_image(png100, max_pixels=-1)
+    big = png100.with_name("big.png")  # a 20000x20000 PNG header: refused before decoding
+    ihdr = b"IHDR" + struct.pack(">IIBBBBB", 20000, 20000, 8, 2, 0, 0, 0)
+    chunk = struct.pack(">I", 13) + ihdr + struct.pack(">I", zlib.crc32(ihdr))
+    end = struct.pack(">I", 0) + b"IEND" + struct.pack(">I", zlib.crc32(b"IEND"))
+    big.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk + end)
+    with pytest.raises(
+        ImageReadError, match=r"takes 4\.5 GiB as float32 RGB.* 13\.4 GiB at the peak"
+    ):
+        load_image(big)
 
 
 def test_pixel_limit_environment(png100, monkeypatch):

@@ -37,6 +37,9 @@ __all__ = [
 # 16K x 16K = 268 MP covers 8K and 16K photos and stitched panoramas; Pillow's own default
 # (89 MP) already rejects some real 12K panoramas. Overridable per call or by IQA4K_MAX_PIXELS.
 DEFAULT_MAX_PIXELS = 16384 * 16384
+# Peak memory of the heaviest classical metric (a full-reference pair, both files decoded),
+# per pixel: benchmarks/memory.py measures 36 B/px at 4K, 8K and 16K (BENCHMARKS.md).
+PEAK_BYTES_PER_PIXEL = 36
 MAX_PIXELS_ENV = "IQA4K_MAX_PIXELS"
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".webp"})
@@ -311,9 +314,15 @@ def _check_size(img: Image.Image, path: Path, limit: int | None) -> None:
         raise ImageReadError(
             path,
             f"{w}x{h} = {w * h:,} pixels exceeds the limit of {limit:,} pixels "
-            f"(decompression-bomb guard); raise it with load_image(..., max_pixels=N) or the "
+            f"(decompression-bomb guard); decoded it takes {_gb(w * h * 12)} as float32 RGB, "
+            f"and scoring it with a classical metric about {_gb(w * h * PEAK_BYTES_PER_PIXEL)} "
+            f"at the peak; raise the limit with load_image(..., max_pixels=N) or the "
             f"environment variable {MAX_PIXELS_ENV} (0 = no limit)",
         )
+
+
+def _gb(n: float) -> str:
+    return f"{n / 2**30:.1f} GiB"
 
 
 def _is_deep_colour(img: Image.Image) -> bool:

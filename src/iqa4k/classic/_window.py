@@ -9,6 +9,7 @@ kernels. Both return the same numbers (tested to 1e-10 in float64).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import cv2
@@ -63,3 +64,18 @@ def _moments_cv2(
     r = win_size // 2
     h, w = x.shape[-2:]
     return tuple(torch.from_numpy(out)[..., r : h - r, r : w - r] for out in outs)
+
+
+def moment_bands(
+    x: torch.Tensor, y: torch.Tensor, win_size: int, sigma: float, rows: int
+) -> Iterator[tuple[torch.Tensor, ...]]:
+    """:func:`local_moments` (OpenCV back end) ``rows`` output rows at a time, top to bottom.
+
+    Each band is filtered from its input rows plus the window's halo, so the values are those
+    of the whole-image maps while memory holds one band of maps, not five images' worth.
+    """
+    h = x.shape[-2]
+    halo = win_size - 1
+    for top in range(0, h - halo, rows):
+        bottom = min(top + rows, h - halo) + halo
+        yield _moments_cv2(x[..., top:bottom, :], y[..., top:bottom, :], win_size, sigma)

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import torch
 
 from ..errors import InputError
-from ._window import local_moments
+from ._window import local_moments, moment_bands
 from .backend import cpu_inference
 from .matlab import box_downsample
 from .prepare import prepare_pair
@@ -34,23 +34,25 @@ def ssim_and_cs(
     x: torch.Tensor, y: torch.Tensor, win_size: int, win_sigma: float, k1: float, k2: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean SSIM and mean contrast-structure term per image and channel, ``[B,C]`` each."""
-    moments = local_moments(x, y, win_size, win_sigma)
     c1, c2 = k1 * k1, k2 * k2
     if not cpu_inference(x, y):
-        s, cs = _ssim_cs_maps(*moments, c1, c2)
+        s, cs = _ssim_cs_maps(*local_moments(x, y, win_size, win_sigma), c1, c2)
         return s.mean(dim=(-2, -1)), cs.mean(dim=(-2, -1))
-    # CPU inference: pool bands of rows so that the temporaries stay in cache (4x faster at
-    # 4K than whole-image maps); sums accumulate in float64.
-    rows, count = moments[0].shape[-2], moments[0][0, 0].numel()
+    # CPU inference: the moments are made a band of rows at a time (memory: one band, not
+    # five full maps), and pooled 64 rows at a time so that the temporaries stay in cache (4x
+    # faster at 4K than whole-image maps); sums accumulate in float64 in a fixed order.
+    h, w = (n - win_size + 1 for n in x.shape[-2:])
     s_sum = cs_sum = torch.zeros(x.shape[:2], dtype=torch.float64)
-    for top in range(0, rows, _BAND_ROWS):
-        s, cs = _ssim_cs_maps(*(m[..., top : top + _BAND_ROWS, :] for m in moments), c1, c2)
-        s_sum = s_sum + s.sum(dim=(-2, -1), dtype=torch.float64)
-        cs_sum = cs_sum + cs.sum(dim=(-2, -1), dtype=torch.float64)
-    return (s_sum / count).to(x.dtype), (cs_sum / count).to(x.dtype)
+    for moments in moment_bands(x, y, win_size, win_sigma, _POOL_ROWS * 4):
+        for top in range(0, moments[0].shape[-2], _POOL_ROWS):
+            band = (m[..., top : top + _POOL_ROWS, :] for m in moments)
+            s, cs = _ssim_cs_maps(*band, c1, c2)
+            s_sum = s_sum + s.sum(dim=(-2, -1), dtype=torch.float64)
+            cs_sum = cs_sum + cs.sum(dim=(-2, -1), dtype=torch.float64)
+    return (s_sum / (h * w)).to(x.dtype), (cs_sum / (h * w)).to(x.dtype)
 
 
-_BAND_ROWS = 64
+_POOL_ROWS = 64
 
 
 def _ssim_cs_maps(
