@@ -138,6 +138,7 @@ def _score_into(out, pairs, names, models, batch_size, resume, overwrite, progre
                 run.rows.extend(rows)
                 run.failures += [(r[IMAGE], r[ERROR]) for r in rows if r[ERROR]]
                 bar.update(len(rows))
+            os.fsync(f.fileno())  # the finished file is on disk before the run reports it
     finally:
         bar.close()
     return run
