@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .engine import ENGINES
 from .errors import IQAError, OptionError
 from .evaluation import IMAGE_COLUMNS, evaluate_csv
 from .registry import METRICS, get_spec
@@ -104,6 +105,10 @@ def _cmd_score(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         progress=not args.no_progress,
         on_map=overlay_writer(args.maps) if args.maps else None,
+        engine=args.engine,
+        address=args.address,
+        workers=args.workers,
+        gpus_per_worker=args.gpus_per_worker,
     )
     for image, reason in run.failures:
         print(f"error: {image}: {reason}", file=sys.stderr)
@@ -335,7 +340,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=_cmd_info)
 
     s = sub.add_parser("score", help="score images into a CSV file")
-    s.add_argument("dist", nargs="+", metavar="DIST", help="image files or folders")
+    s.add_argument(
+        "dist",
+        nargs="+",
+        metavar="DIST",
+        help="image files, folders, quoted globs ('shots/*.jpg') or a manifest CSV of paths",
+    )
     s.add_argument("-m", "--metrics", required=True, help="comma-separated metric names")
     s.add_argument("--ref", help="reference file or folder (paired by file name; FR metrics)")
     s.add_argument("-o", "--output", required=True, help="output CSV")
@@ -363,6 +373,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--maps",
         metavar="DIR",
         help="save quality-map overlays (deep crop-based metrics) as DIR/<image>.<metric>.png",
+    )
+    s.add_argument(
+        "--engine", choices=ENGINES, default="local", help="where to score (default local)"
+    )
+    s.add_argument(
+        "--address",
+        help="Ray cluster to join (auto, or HOST:PORT); default: start a local Ray runtime",
+    )
+    s.add_argument(
+        "--workers", type=_positive_int, help="Ray actors (default: the CPUs of this machine)"
+    )
+    s.add_argument(
+        "--gpus-per-worker", type=float, default=0.0, metavar="F", help="GPUs per Ray actor"
     )
     s.set_defaults(func=_cmd_score)
 

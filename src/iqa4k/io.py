@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import glob
 import math
 import os
 import threading
@@ -114,8 +115,6 @@ def load_image(path: str | os.PathLike, *, max_pixels: int | None = None) -> tor
 
 def _read_tiff_with_opencv(path: Path, limit: int | None) -> torch.Tensor | None:
     """A TIFF Pillow cannot read (3- or 4-channel float samples) through OpenCV, or None."""
-    import cv2
-
     arr = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if arr is None:
         return None
@@ -192,6 +191,11 @@ def list_images(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> list[
             )
         elif path.exists():
             found.append(path)  # any extension: the decoder decides
+        elif glob.has_magic(str(path)):  # a quoted pattern: 'shots/*.jpg', 'run*/sr/*.png'
+            matches = sorted(Path(p) for p in glob.glob(str(path)) if Path(p).is_file())
+            if not matches:
+                raise InputError(f"{path}: no file matches this pattern")
+            found += matches
         else:
             raise InputError(f"{path}: no such file or folder")
     return found

@@ -21,6 +21,7 @@ import torch
 from tqdm import tqdm
 
 from . import io as iqa_io
+from .engine import ENGINES
 from .errors import ImageReadError, InputError, IQAError, OptionError
 from .metric import Metric, create_metric
 from .registry import MetricSpec, get_spec
@@ -32,6 +33,8 @@ __all__ = [
     "ScoreRun",
     "metric_names",
     "read_csv",
+    "read_manifest",
+    "score_chunk",
     "score_files",
     "score_pairs",
 ]
@@ -68,12 +71,41 @@ def score_files(
     other keywords are those of :func:`score_pairs`.
     """
     names = metric_names(metrics)
+    fr = any(get_spec(n).kind == "FR" for n in names)
     sources = [dist] if isinstance(dist, (str, Path)) else list(dist)
+    if len(sources) == 1 and str(sources[0]).lower().endswith(".csv"):
+        return score_pairs(read_manifest(Path(sources[0]), ref, fr), names, out, **kwargs)
     images = iqa_io.list_images(sources)
     if not images:
         raise InputError("no images found in " + ", ".join(str(s) for s in sources))
-    pairs = _pairs(images, ref, any(get_spec(n).kind == "FR" for n in names))
-    return score_pairs(pairs, names, out, **kwargs)
+    return score_pairs(_pairs(images, ref, fr), names, out, **kwargs)
+
+
+def read_manifest(
+    path: Path, ref: str | Path | None, fr: bool
+) -> list[tuple[Path, Path | None, str]]:
+    """The pairs a manifest CSV lists: an ``image`` column and, optionally, a ``ref`` column
+    (else references come from ``ref`` by name); relative paths are from the CSV's folder."""
+    from .evaluation import IMAGE_COLUMNS  # evaluation imports this module
+
+    if not path.is_file():
+        raise InputError(f"{path}: no such manifest file")
+    header, rows = read_csv(path, sniff=True)
+    column = next((c for c in IMAGE_COLUMNS if c in header), None)
+    if column is None:
+        raise InputError(
+            f"{path}: a manifest needs an image column ({', '.join(IMAGE_COLUMNS)}); "
+            f"its columns: {', '.join(header)}"
+        )
+    here = path.parent
+    images = [here / r[column].strip() for r in rows if (r.get(column) or "").strip()]
+    if not images:
+        raise InputError(f"{path} lists no image")
+    if REF not in header:
+        return _pairs(images, ref, fr)
+    refs = [here / r[REF].strip() if (r.get(REF) or "").strip() else None for r in rows]
+    why = "no reference in the manifest's ref column"
+    return [(d, r, why if fr and r is None else "") for d, r in zip(images, refs, strict=True)]
 
 
 def score_pairs(
@@ -88,6 +120,10 @@ def score_pairs(
     overwrite: bool = False,
     progress: bool = True,
     on_map: MapSink | None = None,
+    engine: str = "local",
+    address: str | None = None,
+    workers: int | None = None,
+    gpus_per_worker: float = 0.0,
 ) -> ScoreRun:
     """Score ``(image, reference or None, why it has no reference)`` triples into ``out``.
 
@@ -95,26 +131,57 @@ def score_pairs(
     finishes it. Unreadable or mismatched images get a row with the reason in ``error``.
     With ``on_map``, metrics that have quality maps (deep crop-based models) also hand each
     image's map to ``on_map(path, metric, image, map)``, from the same forward passes.
+    ``engine="ray"`` scores on ``workers`` Ray actors (a local runtime, or the cluster at
+    ``address``; ``gpus_per_worker`` for GPUs) with the same rows as the local engine.
     """
     if batch_size < 1:
         raise OptionError(f"batch size must be >= 1, got {batch_size}")
+    if engine not in ENGINES:
+        raise OptionError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
     out = Path(out)
     if out.is_dir():
         raise OptionError(f"{out} is a folder; the output is a CSV file, e.g. {out / 'scores.csv'}")
     names = metric_names(metrics)
     specs = [get_spec(n) for n in names]
     per_metric = _split_options(specs, options or {})
+    # Built here for both engines: a wrong option or a missing file fails before any work.
     models = {s.name: create_metric(s.name, device=device, **per_metric[s.name]) for s in specs}
     if on_map is not None and not any(m.info.has_maps for m in models.values()):
         raise OptionError("none of " + ", ".join(names) + " has quality maps")
+    if engine == "ray":
+        if on_map is not None:
+            raise OptionError("quality maps (--maps) are written by the local engine only")
+        from .engine.ray_engine import ray_row_batches
+
+        def produce(todo):
+            return ray_row_batches(
+                todo,
+                names,
+                per_metric,
+                device=device,
+                batch_size=batch_size,
+                address=address,
+                workers=workers,
+                gpus_per_worker=gpus_per_worker,
+            )
+    else:
+
+        def produce(todo):
+            return _batches(todo, models, batch_size, on_map)
+
     pairs = _unique(pairs)
     with output_lock(out):
-        return _score_into(
-            out, pairs, names, models, batch_size, resume, overwrite, progress, on_map
-        )
+        return _score_into(out, pairs, names, produce, resume, overwrite, progress)
 
 
-def _score_into(out, pairs, names, models, batch_size, resume, overwrite, progress, on_map):
+def score_chunk(
+    chunk: Sequence[tuple[Path, Path | None, str]], models: Mapping[str, Metric], batch_size: int
+) -> list[dict[str, str]]:
+    """The rows of a chunk of pairs, in order: what every engine runs on its images."""
+    return [row for rows in _batches(chunk, models, batch_size) for row in rows]
+
+
+def _score_into(out, pairs, names, produce, resume, overwrite, progress) -> ScoreRun:
     """score_pairs once the output is ours: keep finished rows, score the others."""
     columns, kept = _prepare_output(out, [IMAGE, REF, *names, ERROR], names, resume, overwrite)
     done = {_key(r[IMAGE]) for r in kept}
@@ -132,7 +199,7 @@ def _score_into(out, pairs, names, models, batch_size, resume, overwrite, progre
     try:
         with open(out, "a", newline="", **_TEXT) as f:
             writer = csv.DictWriter(f, columns, extrasaction="ignore")
-            for rows in _batches(todo, models, batch_size, on_map):
+            for rows in produce(todo):
                 writer.writerows(rows)
                 f.flush()  # a killed run keeps every finished row
                 run.rows.extend(rows)
