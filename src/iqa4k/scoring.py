@@ -7,12 +7,15 @@ never the run.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import csv
 import math
 import os
 import sys
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -431,24 +434,32 @@ def _size(t: torch.Tensor) -> str:
 
 
 class _Loader:
-    """Decodes images; keeps the last reference, since many distorted images share one."""
+    """Decodes images; keeps the last references, since many distorted images share one.
+    Thread-safe: the decode threads of :func:`_decoded` share one loader."""
+
+    _KEPT = 4  # references held at once (decode threads may work on neighbouring groups)
 
     def __init__(self) -> None:
-        self._ref_path: Path | None = None
-        self._ref: torch.Tensor | IQAError | None = None
+        self._refs: dict[Path, torch.Tensor | IQAError] = {}
+        self._lock = threading.Lock()
 
     def ref(self, path: Path) -> torch.Tensor:
-        if path != self._ref_path:
-            self._ref_path = path
-            try:
-                self._ref = iqa_io.load_image(path).contiguous()
-            except IQAError as e:  # remember the failure too: do not decode a bad file 1000x
-                self._ref = e
-        if isinstance(self._ref, IQAError):
-            raise InputError(f"reference {self._ref}")
-        return self._ref
+        with self._lock:  # one decode per reference, even when two threads ask at once
+            if path not in self._refs:
+                try:
+                    self._refs[path] = iqa_io.load_image(path).contiguous()
+                except IQAError as e:  # remember the failure: do not decode a bad file 1000x
+                    self._refs[path] = e
+                while len(self._refs) > self._KEPT:
+                    del self._refs[next(iter(self._refs))]  # the oldest
+            ref = self._refs[path]
+        if isinstance(ref, IQAError):
+            raise InputError(f"reference {ref}")
+        return ref
 
-    def item(self, dist: Path, ref: Path | None) -> _Item:
+    def item(self, dist: Path, ref: Path | None, unpaired: str = "") -> _Item:
+        if unpaired:
+            raise InputError(unpaired)
         # load_image may return a channels-last view; metrics run several times faster on
         # contiguous memory, and torch.stack would copy anyway.
         x = iqa_io.load_image(dist).contiguous()
@@ -456,6 +467,36 @@ class _Loader:
         if y is not None and x.shape != y.shape:
             raise InputError(f"size {_size(x)} differs from its reference {ref} ({_size(y)})")
         return _Item(dist, ref, x, y)
+
+
+_DECODERS = 2  # decode threads: Pillow and NumPy release the GIL while they work
+_AHEAD = 2  # images decoded ahead of the one being scored (memory: that many images more)
+
+
+def _decoded(
+    pairs: Sequence[tuple[Path, Path | None, str]], ahead: int
+) -> Iterator[tuple[tuple[Path, Path | None, str], _Item | IQAError]]:
+    """Each pair with its decoded item (or why it has none), in input order, decoded by a
+    few threads ``ahead`` of the consumer, so decoding overlaps scoring."""
+    loader = _Loader()
+    queue: collections.deque = collections.deque()
+    todo = iter(pairs)
+
+    def submit(pool: ThreadPoolExecutor) -> None:
+        pair = next(todo, None)
+        if pair is not None:
+            queue.append((pair, pool.submit(loader.item, *pair)))
+
+    with ThreadPoolExecutor(_DECODERS, thread_name_prefix="iqa4k-decode") as pool:
+        for _ in range(ahead + 1):
+            submit(pool)
+        while queue:
+            pair, future = queue.popleft()
+            submit(pool)
+            try:
+                yield pair, future.result()
+            except IQAError as e:
+                yield pair, e
 
 
 def _reason(e: Exception, path: Path | None = None) -> str:
@@ -472,20 +513,16 @@ def _batches(
     on_map: MapSink | None = None,
 ) -> Iterator[list[dict[str, str]]]:
     """Rows in input order, a batch at a time. Only consecutive same-size images share a batch:
-    that keeps the file order and holds at most one batch of decoded images in memory.
+    that keeps the file order and holds one batch of decoded images in memory, plus the few
+    decoded ahead while it is scored.
     """
-    loader = _Loader()
     pending: list[_Item] = []
-    for dist, ref, unpaired in pairs:
-        try:
-            if unpaired:
-                raise InputError(unpaired)
-            item = loader.item(dist, ref)
-        except IQAError as e:
+    for (dist, ref, _), item in _decoded(pairs, ahead=max(_AHEAD, batch_size)):
+        if isinstance(item, IQAError):
             if pending:  # flush first: rows stay in input order
                 yield _score_batch(pending, models, on_map)
                 pending = []
-            yield [_row(dist, ref, _reason(e, dist))]
+            yield [_row(dist, ref, _reason(item, dist))]
             continue
         if pending and (len(pending) >= batch_size or item.x.shape != pending[0].x.shape):
             yield _score_batch(pending, models, on_map)

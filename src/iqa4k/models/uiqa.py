@@ -35,12 +35,15 @@ from .sampling import centre_position
 NET_INPUT = NetInput(size=480, mean=IMAGENET_MEAN, std=IMAGENET_STD)
 
 # Official inference (README command for test_single_image.py): --resize 512 --crop_size 480
-# --n_fragment 15 --salient_patch_dimension 480, one view of each kind, torch seeded with 2.
+# --n_fragment 15 --salient_patch_dimension 480, one view of each kind. The script calls
+# torch.manual_seed(2) and then builds the model, whose initialisation consumes random numbers
+# before the fragment offsets are drawn; iqa4k re-seeds with 2 right before drawing them, so
+# its offsets are not the script's (the protocol is "seed 2 right before sampling").
 RESIZE = 512
 N_FRAGMENT = 15
 PATCH = 32
 SALIENT_SIZE = 480  # train.py and the README use 480; IQADataset.py defaults 448, the script 384
-FRAGMENT_SEED = 2  # test_single_image.py: torch.manual_seed(2) before drawing the offsets
+FRAGMENT_SEED = 2  # a generator seeded with this right before each image's offsets
 
 
 RELEASES: dict[str, Release] = {
@@ -150,8 +153,8 @@ def fragment_view(
     at ``min(i * (H // n), H - patch)`` and the patch at a random offset in
     ``[0, H // n - patch)`` (none when the cell is not larger than the patch); likewise for
     columns, with an independent offset pair per cell. Offsets come from ``generator`` (the global
-    torch RNG when None), rows then columns, image after image: with a generator seeded like the
-    global RNG of the official script the output is bit-identical to it.
+    torch RNG when None), rows then columns, image after image: from the same generator state
+    the output is bit-identical to the official ``get_spatial_fragments``.
 
     When the short side is below ``n * patch`` the image is first upsampled by bilinear
     interpolation by the factor that makes it ``n * patch``, but the grid is still laid out on
@@ -231,7 +234,7 @@ ENTRY = ModelEntry(
         n_views=3,
         options={
             "seed": Option(
-                FRAGMENT_SEED, "seed of the fragment offsets (2: the official test_single_image.py)"
+                FRAGMENT_SEED, "seed of the fragment offsets, set right before each image's draw"
             ),
             "salient": Option(
                 "centre",
@@ -243,8 +246,9 @@ ENTRY = ModelEntry(
         },
         source=(
             "test_single_image.py with the README arguments: aesthetic = short side 512 then "
-            "centre 480; fragments = 15x15 grid of 32x32 patches at offsets drawn after "
-            "torch.manual_seed(2); salient = centre 480 of the full image; one view each"
+            "centre 480; fragments = 15x15 grid of 32x32 patches at offsets drawn from a "
+            "generator seeded 2 right before (the script's global RNG has also served its "
+            "model's initialisation by then); salient = centre 480 of the full image"
         ),
     ),
     releases=RELEASES,
