@@ -4,6 +4,7 @@ line and exit code 2/1) and no finished work is lost. One test per case or class
 from __future__ import annotations
 
 import csv
+import json
 import math
 import os
 import subprocess
@@ -150,7 +151,7 @@ def test_resume_rescores_a_row_cut_inside_its_number(tmp_path):
 def test_two_writers_of_one_csv_the_second_is_refused(tmp_path):
     a = _image(tmp_path / "a.png")
     out = tmp_path / "s.csv"
-    from iqa4k.scoring import output_lock
+    from iqa4k.results_file import output_lock
 
     with output_lock(out):
         with pytest.raises(
@@ -255,3 +256,39 @@ def test_psnr_of_identical_images_has_a_zero_gradient():
     assert math.isinf(value.item())
     value.sum().backward()
     assert torch.equal(x.grad, torch.zeros_like(x))
+
+
+# ---------------------------------------------------------------------------- output formats
+
+
+def test_rows_to_stdout_and_the_summary_to_stderr(tmp_path, capsys):
+    a, b = _image(tmp_path / "a.png"), _image(tmp_path / "b.png", 1)
+    assert main(["score", str(a), str(b), "-m", "piqe", "--no-progress"]) == 0
+    out, err = capsys.readouterr()
+    rows = list(csv.DictReader(out.splitlines()))
+    assert [Path(r["image"]).name for r in rows] == ["a.png", "b.png"] and float(rows[0]["piqe"])
+    assert "2 of 2 image(s) scored" in err
+    assert main(["score", str(a), "-m", "piqe", "--format", "jsonl", "--no-progress"]) == 0
+    (line,) = capsys.readouterr().out.splitlines()
+    assert json.loads(line)["piqe"] == pytest.approx(float(rows[0]["piqe"]))
+    assert main(["score", str(a), "-m", "piqe", "-o", "-", "--resume"]) == 2
+    assert "--resume needs an output file" in capsys.readouterr().err
+
+
+def test_json_lines_resume_rescores_a_cut_line(tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i in range(3):
+        _image(folder / f"{i}.png", i)
+    _image(folder / "3.png", 3, size=(20, 20))  # too small for NIQE: an error row
+    out = tmp_path / "s.jsonl"
+    full = score_files(folder, "piqe,niqe", out, progress=False)
+    docs = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [d["niqe"] is None for d in docs] == [False, False, False, True]
+    assert set(docs[0]) == {"image", "ref", "piqe", "niqe", "error"} and docs[3]["error"]
+    text = out.read_text()
+    out.write_text(text[: text.index("\n", text.index("\n") + 1) + 20])  # cut inside line 3
+    run = score_files(folder, "piqe,niqe", out, resume=True, progress=False)
+    assert run.resumed == 2
+    again = [json.loads(line) for line in out.read_text().splitlines()]
+    assert again == docs and len(full.rows) == 4

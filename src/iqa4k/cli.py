@@ -27,6 +27,7 @@ from .report.tables import (
     metric_table,
     score_summary,
 )
+from .results_file import FORMATS
 from .scoring import metric_names, score_files
 
 __all__ = ["build_parser", "main", "parse_value"]
@@ -109,10 +110,12 @@ def _cmd_score(args: argparse.Namespace) -> int:
         address=args.address,
         workers=args.workers,
         gpus_per_worker=args.gpus_per_worker,
+        fmt=args.format,
     )
     for image, reason in run.failures:
         print(f"error: {image}: {reason}", file=sys.stderr)
-    print(score_summary(run))
+    # the summary goes to stderr when the rows themselves go to stdout
+    print(score_summary(run), file=sys.stderr if args.output == "-" else sys.stdout)
     return 1 if run.failures else 0
 
 
@@ -348,7 +351,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("-m", "--metrics", required=True, help="comma-separated metric names")
     s.add_argument("--ref", help="reference file or folder (paired by file name; FR metrics)")
-    s.add_argument("-o", "--output", required=True, help="output CSV")
+    s.add_argument(
+        "-o", "--output", default="-", help="output file, .csv or .jsonl (default -: stdout)"
+    )
+    s.add_argument(
+        "--format", choices=FORMATS, help="csv or jsonl (default: from the file name; csv)"
+    )
     s.add_argument("--device", help="torch device, e.g. cpu or cuda:0")
     s.add_argument(
         "--batch-size",

@@ -16,7 +16,7 @@ from typing import Any
 
 from .errors import InputError, OptionError
 from .registry import METRICS
-from .scoring import ERROR, REF, read_csv
+from .results_file import ERROR, REF, read_csv
 
 __all__ = [
     "IMAGE_COLUMNS",

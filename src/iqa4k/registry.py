@@ -7,6 +7,7 @@ tests all read it.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping
 from types import MappingProxyType
 
@@ -22,7 +23,10 @@ METRICS: Mapping[str, MetricSpec] = MappingProxyType({s.name: s for s in [*_CLAS
 
 def get_spec(name: str) -> MetricSpec:
     """The spec called ``name`` (case-insensitive), or an error listing the valid names."""
-    spec = METRICS.get(name.lower().strip())
+    key = name.lower().strip()
+    spec = METRICS.get(key) or METRICS.get(key.replace("-", "_"))
     if spec is None:
-        raise OptionError(f"unknown metric {name!r}; available: {', '.join(METRICS)}")
+        close = difflib.get_close_matches(key, list(METRICS), n=3, cutoff=0.6)
+        hint = f"did you mean {' or '.join(close)}? " if close else ""
+        raise OptionError(f"unknown metric {name!r}; {hint}available: {', '.join(METRICS)}")
     return spec

@@ -1,15 +1,13 @@
-"""Batch scoring of image files into a CSV: the engine behind ``iqa4k score`` and the demo.
+"""Batch scoring of image files: the engine behind ``iqa4k score``, the demo and benchmarks.
 
-Images are paired with references, batched by size, scored, and written row by row so that
-``resume`` can finish an interrupted run. A bad image costs its own row (reason in ``error``),
-never the run.
+Images are paired with references, batched by size, scored, and written row by row (CSV or
+JSON lines, :mod:`iqa4k.results_file`) so that ``resume`` can finish an interrupted run. A bad
+image costs its own row (reason in ``error``), never the run.
 """
 
 from __future__ import annotations
 
 import collections
-import contextlib
-import csv
 import math
 import os
 import sys
@@ -26,16 +24,14 @@ from tqdm import tqdm
 from . import io as iqa_io
 from .engine import ENGINES
 from .errors import ImageReadError, InputError, IQAError, OptionError
+from .evaluation import IMAGE_COLUMNS
 from .metric import Metric, create_metric
 from .registry import MetricSpec, get_spec
+from .results_file import ERROR, IMAGE, REF, ResultsFile, read_csv
 
 __all__ = [
-    "ERROR",
-    "IMAGE",
-    "REF",
     "ScoreRun",
     "metric_names",
-    "read_csv",
     "read_manifest",
     "score_chunk",
     "score_files",
@@ -44,9 +40,6 @@ __all__ = [
 
 # Receives each quality map: (image path, metric name, image [3,H,W], map [H,W]).
 MapSink = Callable[[Path, str, torch.Tensor, torch.Tensor], None]
-
-# Fixed columns of a scores CSV; one column per metric goes between REF and ERROR.
-IMAGE, REF, ERROR = "image", "ref", "error"
 
 
 @dataclass
@@ -89,8 +82,6 @@ def read_manifest(
 ) -> list[tuple[Path, Path | None, str]]:
     """The pairs a manifest CSV lists: an ``image`` column and, optionally, a ``ref`` column
     (else references come from ``ref`` by name); relative paths are from the CSV's folder."""
-    from .evaluation import IMAGE_COLUMNS  # evaluation imports this module
-
     if not path.is_file():
         raise InputError(f"{path}: no such manifest file")
     header, rows = read_csv(path, sniff=True)
@@ -127,8 +118,10 @@ def score_pairs(
     address: str | None = None,
     workers: int | None = None,
     gpus_per_worker: float = 0.0,
+    fmt: str | None = None,
 ) -> ScoreRun:
-    """Score ``(image, reference or None, why it has no reference)`` triples into ``out``.
+    """Score ``(image, reference or None, why it has no reference)`` triples into ``out``
+    (a file: CSV, or JSON lines for ``.jsonl`` or ``fmt="jsonl"``; ``"-"``: standard output).
 
     Rows are flushed as they are computed, so an interrupted run keeps its work and ``resume``
     finishes it. Unreadable or mismatched images get a row with the reason in ``error``.
@@ -141,9 +134,7 @@ def score_pairs(
         raise OptionError(f"batch size must be >= 1, got {batch_size}")
     if engine not in ENGINES:
         raise OptionError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
-    out = Path(out)
-    if out.is_dir():
-        raise OptionError(f"{out} is a folder; the output is a CSV file, e.g. {out / 'scores.csv'}")
+    target = ResultsFile(out, fmt)
     names = metric_names(metrics)
     specs = [get_spec(n) for n in names]
     per_metric = _split_options(specs, options or {})
@@ -173,8 +164,8 @@ def score_pairs(
             return _batches(todo, models, batch_size, on_map)
 
     pairs = _unique(pairs)
-    with output_lock(out):
-        return _score_into(out, pairs, names, produce, resume, overwrite, progress)
+    with target.lock():
+        return _score_into(target, pairs, names, produce, resume, overwrite, progress)
 
 
 def score_chunk(
@@ -184,12 +175,20 @@ def score_chunk(
     return [row for rows in _batches(chunk, models, batch_size) for row in rows]
 
 
-def _score_into(out, pairs, names, produce, resume, overwrite, progress) -> ScoreRun:
+def _score_into(
+    target: ResultsFile,
+    pairs: Sequence[tuple[Path, Path | None, str]],
+    names: list[str],
+    produce: Callable,
+    resume: bool,
+    overwrite: bool,
+    progress: bool,
+) -> ScoreRun:
     """score_pairs once the output is ours: keep finished rows, score the others."""
-    columns, kept = _prepare_output(out, [IMAGE, REF, *names, ERROR], names, resume, overwrite)
+    columns, kept = target.prepare([IMAGE, REF, *names, ERROR], names, resume, overwrite)
     done = {_key(r[IMAGE]) for r in kept}
     todo = [p for p in pairs if _key(p[0]) not in done]
-    run = ScoreRun(out=out, metrics=names, rows=list(kept), resumed=len(pairs) - len(todo))
+    run = ScoreRun(out=target.path, metrics=names, rows=list(kept), resumed=len(pairs) - len(todo))
     bar = tqdm(
         total=len(pairs),
         initial=run.resumed,
@@ -200,55 +199,15 @@ def _score_into(out, pairs, names, produce, resume, overwrite, progress) -> Scor
         dynamic_ncols=True,
     )
     try:
-        with open(out, "a", newline="", **_TEXT) as f:
-            writer = csv.DictWriter(f, columns, extrasaction="ignore")
+        with target.appender(columns) as write:
             for rows in produce(todo):
-                writer.writerows(rows)
-                f.flush()  # a killed run keeps every finished row
+                write(rows)  # flushed: a killed run keeps every finished row
                 run.rows.extend(rows)
                 run.failures += [(r[IMAGE], r[ERROR]) for r in rows if r[ERROR]]
                 bar.update(len(rows))
-            os.fsync(f.fileno())  # the finished file is on disk before the run reports it
     finally:
         bar.close()
     return run
-
-
-# File names are bytes on POSIX: one that is not UTF-8 is kept as such in the CSV (Python's
-# surrogate escapes), so it is written, read back and resumed like any other.
-_TEXT = {"encoding": "utf-8", "errors": "surrogateescape"}
-
-
-@contextlib.contextmanager
-def output_lock(out: Path) -> Iterator[None]:
-    """Hold ``out``.lock for the duration: a second writer of the same CSV (which would replace
-    the file under the first one, whose rows would then be lost) is refused with the holder's
-    pid. POSIX only (fcntl); elsewhere nothing is locked."""
-    try:
-        import fcntl
-    except ImportError:  # Windows
-        yield
-        return
-    lock = out.with_name(out.name + ".lock")
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock, "a+", encoding="utf-8") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            f.seek(0)
-            holder = f.read().strip() or "unknown"
-            raise OptionError(
-                f"{out} is being written by another iqa4k process (pid {holder}); wait for it "
-                "to finish or write elsewhere"
-            ) from None
-        f.seek(0)
-        f.truncate()
-        f.write(str(os.getpid()))
-        f.flush()
-        try:
-            yield
-        finally:
-            lock.unlink(missing_ok=True)  # still locked: a waiting writer fails, never races
 
 
 def _unique(pairs: Sequence[tuple[Path, Path | None, str]]) -> list[tuple[Path, Path | None, str]]:
@@ -334,84 +293,9 @@ def _pairs(
 # ------------------------------------------------------------------- the CSV file, resume
 
 
-def read_csv(path: Path, sniff: bool = False) -> tuple[list[str], list[dict[str, str]]]:
-    """Header and rows of a CSV file (a BOM from spreadsheet exports is dropped). ``sniff``
-    also accepts ';' and tab separators, for label files made by other tools.
-    """
-    with open(path, newline="", encoding="utf-8-sig", errors=_TEXT["errors"]) as f:
-        dialect: Any = csv.excel
-        if sniff:
-            sample = f.read(8192)
-            f.seek(0)
-            with contextlib.suppress(csv.Error):  # one column, or nothing to go by: commas
-                dialect = csv.Sniffer().sniff(sample, delimiters=",;\t")
-        reader = csv.DictReader(f, dialect=dialect)
-        header = [h.strip() for h in reader.fieldnames or []]
-        reader.fieldnames = header
-        return header, list(reader)
-
-
 def _key(path: str | Path) -> str:
     # Resume compares files, not spellings: "a/./x.png" and "/abs/a/x.png" are the same image.
     return os.path.normcase(os.path.abspath(str(path)))
-
-
-def _write_rows(path: Path, columns: Sequence[str], rows: Sequence[Mapping[str, str]]) -> None:
-    # Write beside and rename: a crash while rewriting must not lose the rows already done.
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="", **_TEXT) as f:
-        writer = csv.DictWriter(f, columns, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(tmp, path)
-
-
-def _is_done(row: Mapping[str, str | None], metrics: Sequence[str]) -> bool:
-    if (row.get(ERROR) or "").strip() or not (row.get(IMAGE) or "").strip():
-        return False
-    for m in metrics:
-        try:
-            float(row.get(m) or "")
-        except ValueError:  # empty or cut short by a killed run
-            return False
-    return True
-
-
-def _prepare_output(
-    out: Path, columns: list[str], metrics: list[str], resume: bool, overwrite: bool
-) -> tuple[list[str], list[dict[str, str]]]:
-    """Columns to write and the finished rows kept from an earlier run (``resume``)."""
-    if out.exists() and out.stat().st_size > 0:
-        if resume:
-            try:
-                header, rows = read_csv(out)
-            except csv.Error as e:
-                raise OptionError(
-                    f"cannot resume {out}: it is not a CSV file ({e}); use another output"
-                ) from None
-            if rows and not _ends_with_newline(out):
-                rows = rows[:-1]  # its last row was cut short by a kill: score it again
-            if set(header) != set(columns):
-                raise OptionError(
-                    f"cannot resume {out}: it has columns {','.join(header)} but this run "
-                    f"writes {','.join(columns)} (use the same -m, or --overwrite)"
-                )
-            # Keep the file's column order; drop failed and half-written rows so they are
-            # scored again and every image ends up with exactly one row.
-            kept = [r for r in rows if _is_done(r, metrics)]
-            _write_rows(out, header, kept)
-            return header, kept
-        if not overwrite:
-            raise OptionError(f"{out} exists: pass --resume to continue it or --overwrite")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    _write_rows(out, columns, [])
-    return columns, []
-
-
-def _ends_with_newline(path: Path) -> bool:
-    with open(path, "rb") as f:
-        f.seek(-1, os.SEEK_END)
-        return f.read(1) == b"\n"
 
 
 def _row(dist: Path, ref: Path | None, error: str = "") -> dict[str, str]:

@@ -20,7 +20,8 @@ from ..data.dataset import Dataset
 from ..errors import IQAError, OptionError
 from ..evaluation import MetricEvaluation, best_metric, evaluate_columns, versus_best
 from ..registry import get_spec
-from ..scoring import IMAGE, metric_names, read_csv, score_pairs
+from ..results_file import IMAGE, read_csv
+from ..scoring import metric_names, score_pairs
 from ..stats import Comparison
 
 __all__ = ["Benchmark", "unavailable", "run_benchmark"]

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..evaluation import IMAGE_COLUMNS, MOS_COLUMNS, mos_higher_is_better
-from ..scoring import read_csv
+from ..results_file import read_csv
 from .dataset import Dataset, Problems, Sample, check_samples, parse_score
 
 REF_COLUMNS = ("ref", "ref_name", "ref_img", "reference")  # first match wins, as the others

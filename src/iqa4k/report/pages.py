@@ -98,7 +98,7 @@ def scores_page(
 ) -> Path:
     """``iqa4k report``: the page of a scores CSV; with ``mos``, its agreement with MOS first."""
     from ..evaluation import evaluate_csv, versus_best
-    from ..scoring import ERROR, IMAGE, REF, read_csv
+    from ..results_file import ERROR, IMAGE, REF, read_csv
 
     scores = Path(scores)
     header, rows = read_csv(scores)

@@ -1,0 +1,239 @@
+"""The file a scoring run writes: CSV (the default) or JSON lines (``.jsonl``), or standard
+output; its columns, the rows kept by ``resume``, and the lock that keeps a second writer out.
+
+A row counts as finished only when it was written whole (a line cut by a kill is scored
+again), has every metric's number and no error. A JSON-lines file has one object per image
+with every column (null: no score), and no header line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import math
+import os
+import sys
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from .errors import OptionError
+
+__all__ = ["ERROR", "FORMATS", "IMAGE", "REF", "ResultsFile", "output_lock", "read_csv"]
+
+# Fixed columns; one column per metric goes between REF and ERROR.
+IMAGE, REF, ERROR = "image", "ref", "error"
+FORMATS = ("csv", "jsonl")
+
+# File names are bytes on POSIX: one that is not UTF-8 is kept as such in the file (Python's
+# surrogate escapes), so it is written, read back and resumed like any other.
+_TEXT = {"encoding": "utf-8", "errors": "surrogateescape"}
+
+Row = dict[str, str]  # cells as text: metric values are repr(float), "" when there is none
+
+
+def read_csv(path: Path, sniff: bool = False) -> tuple[list[str], list[dict[str, str]]]:
+    """Header and rows of a CSV file (a BOM from spreadsheet exports is dropped). ``sniff``
+    also accepts ';' and tab separators, for label files made by other tools.
+    """
+    with open(path, newline="", encoding="utf-8-sig", errors=_TEXT["errors"]) as f:
+        dialect: Any = csv.excel
+        if sniff:
+            sample = f.read(8192)
+            f.seek(0)
+            with contextlib.suppress(csv.Error):  # one column, or nothing to go by: commas
+                dialect = csv.Sniffer().sniff(sample, delimiters=",;\t")
+        reader = csv.DictReader(f, dialect=dialect)
+        header = [h.strip() for h in reader.fieldnames or []]
+        reader.fieldnames = header
+        return header, list(reader)
+
+
+class ResultsFile:
+    """Where a run's rows go: ``out`` (CSV, or JSON lines for ``.jsonl``/``.ndjson`` or
+    ``fmt="jsonl"``), or standard output when ``out`` is ``"-"``."""
+
+    def __init__(self, out: str | Path, fmt: str | None = None) -> None:
+        self.stdout = str(out) == "-"
+        self.path = Path(out)
+        if fmt is None:
+            fmt = "jsonl" if self.path.suffix.lower() in (".jsonl", ".ndjson") else "csv"
+        if fmt not in FORMATS:
+            raise OptionError(f"the output format is one of {', '.join(FORMATS)}, got {fmt!r}")
+        self.format = fmt
+        if not self.stdout and self.path.is_dir():
+            raise OptionError(
+                f"{self.path} is a folder; the output is a file, e.g. {self.path / 'scores.csv'}"
+            )
+
+    def __str__(self) -> str:
+        return "standard output" if self.stdout else str(self.path)
+
+    def lock(self) -> contextlib.AbstractContextManager:
+        return contextlib.nullcontext() if self.stdout else output_lock(self.path)
+
+    def prepare(
+        self, columns: list[str], metrics: Sequence[str], resume: bool, overwrite: bool
+    ) -> tuple[list[str], list[Row]]:
+        """Columns to write and the finished rows kept from an earlier run (``resume``); the
+        file then holds exactly those rows."""
+        if self.stdout:
+            if resume:
+                raise OptionError("--resume needs an output file (-o FILE), not standard output")
+            return columns, []
+        out = self.path
+        if out.exists() and out.stat().st_size > 0:
+            if not resume:
+                if not overwrite:
+                    raise OptionError(f"{out} exists: pass --resume to continue it or --overwrite")
+            else:
+                header, rows = self._read_back()
+                if not header:  # not one whole row yet: start afresh
+                    header = columns
+                if set(header) != set(columns):
+                    raise OptionError(
+                        f"cannot resume {out}: it has columns {','.join(header)} but this run "
+                        f"writes {','.join(columns)} (use the same -m, or --overwrite)"
+                    )
+                # Keep the file's column order; drop failed and half-written rows so they are
+                # scored again and every image ends up with exactly one row.
+                kept = [r for r in rows if _is_done(r, metrics)]
+                self._rewrite(header, kept)
+                return header, kept
+        out.parent.mkdir(parents=True, exist_ok=True)
+        self._rewrite(columns, [])
+        return columns, []
+
+    @contextlib.contextmanager
+    def appender(self, columns: Sequence[str]) -> Iterator[Callable[[Sequence[Row]], None]]:
+        """A function that appends rows and flushes them (a killed run keeps every one)."""
+        if self.stdout:
+            yield self._writer(sys.stdout, columns, header=self.format == "csv")
+            return
+        with open(self.path, "a", newline="", **_TEXT) as f:
+            yield self._writer(f, columns, header=False)
+            os.fsync(f.fileno())  # the finished file is on disk before the run reports it
+
+    def _writer(self, f: TextIO, columns: Sequence[str], header: bool):
+        if self.format == "csv":
+            writer = csv.DictWriter(f, columns, extrasaction="ignore")
+            if header:
+                writer.writeheader()
+
+            def write(rows: Sequence[Row]) -> None:
+                writer.writerows(rows)
+                f.flush()
+
+        else:
+
+            def write(rows: Sequence[Row]) -> None:
+                f.writelines(
+                    json.dumps(_as_json(r, columns), ensure_ascii=False) + "\n" for r in rows
+                )
+                f.flush()
+
+        return write
+
+    def _rewrite(self, columns: Sequence[str], rows: Sequence[Row]) -> None:
+        # Write beside and rename: a crash while rewriting must not lose the rows already done.
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        with open(tmp, "w", newline="", **_TEXT) as f:
+            write = self._writer(f, columns, header=self.format == "csv")
+            write(rows)
+        os.replace(tmp, self.path)
+
+    def _read_back(self) -> tuple[list[str], list[Row]]:
+        """Header and rows of the file, less a last row cut short by a kill."""
+        out = self.path
+        whole = _ends_with_newline(out)
+        if self.format == "csv":
+            try:
+                header, rows = read_csv(out)
+            except csv.Error as e:
+                raise OptionError(
+                    f"cannot resume {out}: it is not a CSV file ({e}); use another output"
+                ) from None
+            return header, rows if whole or not rows else rows[:-1]
+        with open(out, encoding=_TEXT["encoding"], errors=_TEXT["errors"]) as f:
+            lines = f.read().splitlines()
+        if not whole:
+            lines = lines[:-1]
+        try:
+            docs = [json.loads(line) for line in lines]
+        except json.JSONDecodeError as e:
+            raise OptionError(f"cannot resume {out}: it is not a JSON-lines file ({e})") from None
+        if not all(isinstance(d, dict) for d in docs):
+            raise OptionError(f"cannot resume {out}: its lines are not JSON objects")
+        return (list(docs[0]) if docs else []), [_from_json(d) for d in docs]
+
+
+def _as_json(row: Row, columns: Sequence[str]) -> dict[str, Any]:
+    """A row as JSON: numbers as numbers (null when missing; inf as a string, not valid JSON)."""
+    doc: dict[str, Any] = {}
+    for c in columns:
+        cell = row.get(c) or ""
+        if c in (IMAGE, REF, ERROR):
+            doc[c] = cell
+        elif not cell:
+            doc[c] = None
+        else:
+            v = float(cell)
+            doc[c] = v if math.isfinite(v) else cell
+    return doc
+
+
+def _from_json(doc: Mapping[str, Any]) -> Row:
+    out = {}
+    for k, v in doc.items():
+        out[k] = "" if v is None else (repr(v) if isinstance(v, float | int) else str(v))
+    return out
+
+
+def _is_done(row: Mapping[str, str | None], metrics: Sequence[str]) -> bool:
+    if (row.get(ERROR) or "").strip() or not (row.get(IMAGE) or "").strip():
+        return False
+    for m in metrics:
+        try:
+            float(row.get(m) or "")
+        except ValueError:  # empty or cut short by a killed run
+            return False
+    return True
+
+
+def _ends_with_newline(path: Path) -> bool:
+    with open(path, "rb") as f:
+        f.seek(-1, os.SEEK_END)
+        return f.read(1) == b"\n"
+
+
+@contextlib.contextmanager
+def output_lock(out: Path) -> Iterator[None]:
+    """Hold ``out``.lock for the duration: a second writer of the same file (which would
+    replace it under the first one, whose rows would then be lost) is refused with the
+    holder's pid. POSIX only (fcntl); elsewhere nothing is locked."""
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        yield
+        return
+    lock = out.with_name(out.name + ".lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "a+", encoding="utf-8") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "unknown"
+            raise OptionError(
+                f"{out} is being written by another iqa4k process (pid {holder}); wait for it "
+                "to finish or write elsewhere"
+            ) from None
+        f.seek(0)
+        f.truncate()
+        f.write(str(os.getpid()))
+        f.flush()
+        try:
+            yield
+        finally:
+            lock.unlink(missing_ok=True)  # still locked: a waiting writer fails, never races
