@@ -10,6 +10,7 @@ import threading
 import urllib.request
 
 import pytest
+import torch
 
 from iqa4k import weights
 from iqa4k.errors import WeightsNotFoundError
@@ -133,3 +134,43 @@ def test_a_file_published_on_a_page_is_never_fetched(weight_entry, monkeypatch):
     with pytest.raises(WeightsNotFoundError, match="published on a page") as err:
         weights.resolve("testfile", download=True)
     assert "download=True" not in str(err.value) and "model_path=" in str(err.value)
+
+
+# ------------------------------------------------------------------------ iqa4k weights
+
+
+def test_weights_command_lists_imports_and_verifies(tmp_path, monkeypatch, capsys):
+    import iqa4k
+    from iqa4k.cli import main
+    from iqa4k.models import ENTRIES
+    from iqa4k.models.checkpoint import save_checkpoint
+    from iqa4k.models.loading import checkpoint_meta
+    from iqa4k.testing import deterministic_init
+
+    monkeypatch.setenv("IQA4K_HOME", str(tmp_path / "cache"))
+    assert main(["weights", "list"]) == 0
+    out = capsys.readouterr().out
+    assert "maniqa-koniq" in out and "ckpt_koniq10k.pt" in out and "missing" in out
+
+    page = tmp_path / "ckpt.pt"
+    page.write_text("<!DOCTYPE html><html><body>Google Drive preview</body></html>")
+    assert main(["weights", "import", "smalliqa-trained", "--file", str(page)]) == 1
+    assert "is an HTML page, not smalliqa.safetensors" in capsys.readouterr().err
+
+    entry = ENTRIES["smalliqa"]
+    good = save_checkpoint(
+        tmp_path / "s.safetensors",
+        deterministic_init(entry.build()).state_dict(),
+        checkpoint_meta(entry, "trained"),
+    )
+    wrong = save_checkpoint(tmp_path / "w.safetensors", {"x": torch.zeros(2)}, {})
+    assert main(["weights", "import", "smalliqa-trained", "--file", str(wrong)]) == 1
+    assert "Traceback" not in capsys.readouterr().err
+    assert main(["weights", "import", "smalliqa-trained", "--file", str(good)]) == 0
+    capsys.readouterr()
+    iqa4k.create_metric("smalliqa")  # found in the cache now, no option needed
+    assert main(["weights", "verify", "smalliqa-trained"]) == 0
+    assert "present (SHA-256 not known)" in capsys.readouterr().out
+    assert main(["weights", "fetch", "maniqa-koniq"]) == 1  # IQA4K_OFFLINE in the tests
+    assert "disabled by IQA4K_OFFLINE" in capsys.readouterr().err
+    assert main(["weights", "list", "nope"]) == 2

@@ -315,6 +315,45 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_weights(args: argparse.Namespace) -> int:
+    from . import models, weights  # noqa: F401 - importing models registers their files
+    from .models.loading import import_weights
+    from .report.tables import format_table
+
+    known = list(weights.REGISTRY)
+    names = args.names or (known if args.action in ("list", "verify") or args.all else [])
+    unknown = [n for n in names if n not in weights.REGISTRY]
+    if unknown:
+        raise OptionError(
+            f"no parameter file called {', '.join(unknown)}; known: {', '.join(known)}"
+        )
+    if args.action == "import":
+        if len(names) != 1 or not args.file:
+            raise OptionError("usage: iqa4k weights import NAME FILE")
+        print(f"{args.file} -> {import_weights(names[0], args.file)}")
+        return 0
+    if args.action == "fetch":
+        if not names:
+            raise OptionError("name the files to fetch (see `iqa4k weights list`), or --all")
+        failed = 0
+        for name in names:
+            try:
+                print(f"{name}: {weights.resolve(name, download=True)}")
+            except IQAError as e:
+                failed += 1
+                print(f"{name}: {str(e).splitlines()[0]}", file=sys.stderr)
+        return 1 if failed else 0
+    rows = [("name", "file", "read by", "status", "where from")]
+    for name in names:
+        entry = weights.REGISTRY[name]
+        source = "direct link" if entry.direct else ("a page: by hand" if entry.url else "training")
+        readers = ", ".join(entry.metrics) or "training"
+        rows.append((name, entry.filename, readers, weights.status(name), source))
+    print(format_table(rows))
+    print(f"cache: {weights.cache_dir()} (IQA4K_HOME moves it)")
+    return 1 if any("WRONG" in r[3] for r in rows[1:]) else 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import demo_main  # loaded only for this command
 
@@ -508,6 +547,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", help="torch device, e.g. cpu or cuda:0")
     s.add_argument("--no-progress", action="store_true", help="no progress bar")
     s.set_defaults(func=_cmd_benchmark)
+
+    s = sub.add_parser(
+        "weights", help="parameter files: list, fetch, verify, import one saved by hand"
+    )
+    s.add_argument("action", choices=("list", "fetch", "verify", "import"))
+    s.add_argument("names", nargs="*", metavar="NAME", help="registry names (see `list`)")
+    s.add_argument("--file", help="import: the file you downloaded")
+    s.add_argument("--all", action="store_true", help="fetch: every file with a direct link")
+    s.set_defaults(func=_cmd_weights)
 
     s = sub.add_parser("demo", help="degrade a sample photo, score it with every metric")
     s.add_argument("--out", default="demo-out", help="output folder (default demo-out)")

@@ -149,7 +149,7 @@ def resolve(name: str, path: str | Path | None = None, download: bool = False) -
         given = Path(path).expanduser()
         if not given.is_file():
             raise WeightsNotFoundError(
-                _instructions(entry, cache_path(name), f"{given} does not exist.")
+                _instructions(entry, cache_path(name), f"{given} does not exist.", passed=True)
             )
         return given
     target = cache_path(name)
@@ -211,11 +211,33 @@ def fetch(name: str) -> Path:
 def install(name: str, source: str | Path) -> Path:
     """Copy a file you obtained yourself into the cache (checked when the SHA-256 is known)."""
     entry = _entry(name)
+    if is_html(source):
+        raise WeightsNotFoundError(
+            f"{source} is an HTML page, not {entry.filename}: the link opened a preview or a "
+            "sign-in page; use the page's download button and import the file it gives"
+        )
     _verify(entry, Path(source), str(source))
     target = cache_path(name)
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(source, target)
     return target
+
+
+def is_html(path: str | Path) -> bool:
+    """Whether a file is a web page (what a browser saves from a preview link)."""
+    with open(path, "rb") as f:
+        head = f.read(512).lstrip().lower()
+    return head.startswith((b"<!doctype html", b"<html", b"<head", b"<?xml"))
+
+
+def status(name: str) -> str:
+    """``present``, ``present, verified``, ``present, WRONG SHA-256`` or ``missing``."""
+    entry, path = _entry(name), cache_path(name)
+    if not path.is_file():
+        return "missing"
+    if entry.sha256 is None:
+        return "present (SHA-256 not known)"
+    return "present, verified" if entry.matches(sha256_of(path)) else "present, WRONG SHA-256"
 
 
 def _entry(name: str) -> WeightsFile:
@@ -237,8 +259,9 @@ def _verify(entry: WeightsFile, path: Path, what: str) -> None:
         raise WeightsNotFoundError(_instructions(entry, cache_path(entry.name), reason))
 
 
-def _instructions(entry: WeightsFile, target: Path, reason: str) -> str:
-    """``reason`` on one line, then how to provide the file: where from, where to, or how."""
+def _instructions(entry: WeightsFile, target: Path, reason: str, passed: bool = False) -> str:
+    """``reason`` on one line, then how to provide the file: where from, where to, or how
+    (``passed``: a path was given and was wrong, so passing one is not suggested again)."""
     metric, *others = entry.metrics or ("training that starts from it",)
     also = f" (likewise for {', '.join(repr(m) for m in others)})" if others else ""
     check = (
@@ -260,11 +283,18 @@ def _instructions(entry: WeightsFile, target: Path, reason: str) -> str:
         f"  - fetch it by hand from {entry.url} and save it as {target}",
         f"    (that is the cache directory {target.parent.parent}; IQA4K_HOME moves it);",
     ]
-    if entry.pass_as:
-        lines.append(f"  - or pass your copy: {entry.pass_as}{also}")
+    lines.append(
+        f"  - or put your copy in the cache: iqa4k weights import {entry.name} --file PATH"
+    )
+    if entry.pass_as and not passed:
+        lines.append(
+            f"  - or pass your copy: {entry.pass_as}{also}, on the command line "
+            f"--opt {entry.option}=PATH"
+        )
     if entry.fetch_as:
         lines.append(
-            f"  - or let iqa4k fetch it once into the cache: {entry.fetch_as} (needs network "
-            f"access and IQA4K_OFFLINE unset; the download is {check})."
+            f"  - or let iqa4k fetch it once into the cache: iqa4k weights fetch {entry.name}, "
+            f"or {entry.fetch_as} (needs network access and IQA4K_OFFLINE unset; the download "
+            f"is {check})."
         )
     return "\n".join(lines)

@@ -65,6 +65,21 @@ def _check_finite(state: Mapping[str, Any], file: Path) -> None:
                 raise CheckpointError(f"{file}: {bad} non-finite values in {name}")
 
 
+def import_weights(name: str, source: str | Path) -> Path:
+    """Copy a file obtained by hand into the cache as registry file ``name``, after checking
+    it: not a web page, the known SHA-256 if any, and for a model release, that it loads into
+    the network with every parameter name and shape matching."""
+    from . import ENTRIES
+
+    for entry in ENTRIES.values():
+        for key, release in entry.releases.items():
+            if entry.file_name(key) == name and release.metric:
+                if weights.is_html(source):
+                    break  # install() says so
+                load_network(entry, key, source)  # raises on a wrong or damaged file
+    return weights.install(name, source)
+
+
 def convert(entry: ModelEntry, release: str, source: str | Path, out: str | Path) -> Path:
     """Read a checkpoint of ``release`` (official or ours), check it, write ours."""
     net = load_network(entry, release, source)

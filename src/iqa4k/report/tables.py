@@ -103,6 +103,7 @@ def metric_info(spec: MetricSpec) -> str:
 
 def _model_cost(spec: MetricSpec) -> list[str]:
     """Parameters, and GMACs per 3840x2160 image under each sampling policy."""
+    from .. import weights
     from ..models import cost, get_entry
 
     model, release = spec.model
@@ -115,6 +116,11 @@ def _model_cost(spec: MetricSpec) -> list[str]:
     ]
     for policy, crops, gmacs in cost.describe(model, policies, **options):
         lines.append(f"    {policy:<9} {crops:>4} network input(s)  {gmacs:10.1f} GMACs")
+    lines.append("weights (iqa4k weights list|fetch|import):")
+    entry = get_entry(model)
+    for key in (release, *entry.releases[release].needs):
+        name = entry.file_name(key)
+        lines.append(f"  {name}: {weights.status(name)} ({weights.cache_path(name)})")
     return lines
 
 
