@@ -95,9 +95,9 @@ def metric_info(spec: MetricSpec) -> str:
     ]
     if spec.model is not None:
         lines += _model_cost(spec)
-    if spec.options:
-        first = next(iter(spec.options))
-        lines += ["usage:", f"  iqa4k score -m {spec.name} --opt {first}=VALUE ..."]
+    inputs = "--ref REF_DIR DIST_DIR" if spec.kind == "FR" else "DIST_DIR"
+    opt = f" --opt {next(iter(spec.options))}=VALUE" if spec.options else ""
+    lines += ["usage:", f"  iqa4k score -m {spec.name}{opt} {inputs} -o scores.csv"]
     return "\n".join(lines)
 
 
