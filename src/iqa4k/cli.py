@@ -159,7 +159,8 @@ def _cmd_convert(args: argparse.Namespace) -> int:
 
 def _cmd_datasets(args: argparse.Namespace) -> int:
     from .data import ADAPTERS, open_dataset
-    from .report.tables import dataset_summary, format_table
+    from .report.cells import format_table
+    from .report.tables import dataset_summary
 
     if args.dataset is None:
         rows = [(a.name, a.layout) for a in ADAPTERS.values()]
@@ -318,7 +319,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 def _cmd_weights(args: argparse.Namespace) -> int:
     from . import models, weights  # noqa: F401 - importing models registers their files
     from .models.loading import import_weights
-    from .report.tables import format_table
+    from .report.cells import format_table
 
     known = list(weights.REGISTRY)
     names = args.names or (known if args.action in ("list", "verify") or args.all else [])

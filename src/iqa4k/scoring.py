@@ -152,6 +152,7 @@ def score_pairs(
                 todo,
                 names,
                 per_metric,
+                score_chunk,
                 device=device,
                 batch_size=batch_size,
                 address=address,

@@ -3,7 +3,8 @@ metric once and reading its images itself, so the driver ships paths and gets ro
 
 The rows come back in input order and are written by the driver as for the local engine, so
 ``resume`` and error rows behave the same. Each actor scores its chunk with the very code of
-the local engine (:func:`iqa4k.scoring.score_chunk`), so the values are the same. An actor
+the local engine (:func:`iqa4k.scoring.score_chunk`, handed to the actors), so the values
+are the same. An actor
 that dies is restarted by Ray and its in-flight chunk retried (scoring is idempotent): a
 chunk's rows are written once, when its result arrives.
 """
@@ -11,7 +12,7 @@ chunk's rows are written once, when its result arrives.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 from ..errors import OptionError
@@ -47,7 +48,13 @@ def _connect(ray, address: str | None, workers: int) -> None:
 class _Scorer:
     """One worker: the metrics, built once; ``score`` turns a chunk of pairs into rows."""
 
-    def __init__(self, names: Sequence[str], options: Mapping[str, dict], device: str | None):
+    def __init__(
+        self,
+        names: Sequence[str],
+        options: Mapping[str, dict],
+        device: str | None,
+        score_chunk: Callable,
+    ):
         import torch
 
         from ..metric import create_metric
@@ -55,20 +62,20 @@ class _Scorer:
         if device is None or device == "cpu":
             torch.set_num_threads(1)  # one core per actor: Ray schedules one CPU for each
         self.models = {n: create_metric(n, device=device, **options[n]) for n in names}
+        self.score_chunk = score_chunk
 
     def pid(self) -> int:
         return os.getpid()
 
     def score(self, chunk: list[tuple[Path, Path | None, str]], batch_size: int) -> list[dict]:
-        from ..scoring import score_chunk
-
-        return score_chunk(chunk, self.models, batch_size)
+        return self.score_chunk(chunk, self.models, batch_size)
 
 
 def ray_row_batches(
     pairs: Sequence[tuple[Path, Path | None, str]],
     names: Sequence[str],
     options: Mapping[str, dict],
+    score_chunk: Callable,
     *,
     device: str | None,
     batch_size: int,
@@ -77,7 +84,8 @@ def ray_row_batches(
     gpus_per_worker: float = 0.0,
     chunk_size: int = 16,
 ) -> Iterator[list[dict[str, str]]]:
-    """Rows of ``pairs`` scored by ``workers`` actors, a chunk at a time, in input order."""
+    """Rows of ``pairs`` scored by ``workers`` actors, a chunk at a time, in input order;
+    each actor runs ``score_chunk(chunk, models, batch_size)`` (the local engine's)."""
     ray = _ray()
     from ray.util import ActorPool
 
@@ -88,7 +96,9 @@ def ray_row_batches(
     remote = ray.remote(num_cpus=1, num_gpus=gpus_per_worker, max_restarts=-1, max_task_retries=-1)
     actor = remote(_Scorer)
     actors = [
-        actor.options(name=f"{ACTOR_PREFIX}{os.getpid()}-{i}").remote(names, options, device)
+        actor.options(name=f"{ACTOR_PREFIX}{os.getpid()}-{i}").remote(
+            names, options, device, score_chunk
+        )
         for i in range(workers)
     ]
     chunk = max(chunk_size, batch_size)

@@ -3,9 +3,23 @@ the terminal and the HTML page all render the same :class:`Table`."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-__all__ = ["Cell", "Table", "as_text", "markdown"]
+__all__ = ["Cell", "Table", "as_text", "format_table", "markdown"]
+
+
+def format_table(rows: Sequence[Sequence[str]], right: Sequence[bool] = ()) -> str:
+    """Rows of text as aligned columns; ``right[i]`` right-aligns column i (numbers)."""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = []
+    for row in rows:
+        cells = [
+            c.rjust(w) if i < len(right) and right[i] else c.ljust(w)
+            for i, (c, w) in enumerate(zip(row, widths, strict=True))
+        ]
+        lines.append("  ".join(cells).rstrip())
+    return "\n".join(lines)
 
 
 @dataclass(frozen=True)
@@ -38,7 +52,5 @@ def markdown(table: Table) -> str:
 
 def as_text(table: Table) -> str:
     """A table as aligned plain text for the terminal, its notes below."""
-    from .tables import format_table
-
     rows = [table.header, *[tuple(c.text for c in row) for row in table.rows]]
     return "\n".join([format_table(rows), *[f"note: {n}" for n in table.notes]])

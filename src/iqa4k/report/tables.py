@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..registry import MetricSpec, get_spec
+from .cells import format_table
 from .formatting import direction, format_number, format_score
 from .sections import agreement_notes
 
@@ -30,19 +31,6 @@ __all__ = [
     "score_summary",
     "score_table",
 ]
-
-
-def format_table(rows: Sequence[Sequence[str]], right: Sequence[bool] = ()) -> str:
-    """Rows of text as aligned columns; ``right[i]`` right-aligns column i (numbers)."""
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = []
-    for row in rows:
-        cells = [
-            c.rjust(w) if i < len(right) and right[i] else c.ljust(w)
-            for i, (c, w) in enumerate(zip(row, widths, strict=True))
-        ]
-        lines.append("  ".join(cells).rstrip())
-    return "\n".join(lines)
 
 
 # ------------------------------------------------------------------------------ metrics
