@@ -29,7 +29,7 @@ SUITE = [
     "noise_s5pct",
 ]
 # Metrics whose parameter files are on disk (NRQM's model.mat cannot be bundled).
-READY = ready_metrics()
+READY, SKIPPED = ready_metrics()
 FR = [name for name in READY if METRICS[name].kind == "FR"]
 NR = [name for name in READY if METRICS[name].kind == "NR"]
 
@@ -64,7 +64,8 @@ def test_demo_writes_images_scores_and_report(demo):
         assert bool(row["ref"]) == bool(FR)
     html = (out / "report.html").read_text(encoding="utf-8")
     # the page of `iqa4k report`: the metrics table, then one row per image
-    assert html.count("<tr>") == (1 + len(READY)) + (1 + len(rows))
+    assert html.count("<tr>") == (1 + len(READY) + len(SKIPPED)) + (1 + len(rows))
+    assert all(f"skipped: {why}" in html for why in SKIPPED.values())
     assert "data:image/jpeg;base64," in html and "Every image" in html
     # the printed table: one line per image, then one direction line per metric
     lines = printed.splitlines()

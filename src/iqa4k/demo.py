@@ -16,8 +16,7 @@ from .degrade import sr_suite
 from .errors import WeightsNotFoundError
 from .io import load_image, save_image
 from .metric import create_metric
-from .models import get_entry
-from .models.loading import weights_on_disk
+from .models.loading import missing_weights
 from .registry import METRICS
 from .report.pages import scores_page
 from .report.tables import score_table
@@ -50,29 +49,29 @@ def _make_images(folder: Path) -> tuple[Path, list[Path]]:
     return ref, paths
 
 
-def ready_metrics() -> list[str]:
-    """Every registered metric whose parameter files are on disk; the others are named."""
-    ready = []
+def ready_metrics() -> tuple[list[str], dict[str, str]]:
+    """Every registered metric whose parameter files are on disk, and why each other one is
+    skipped (the demo never downloads)."""
+    ready, skipped = [], {}
     for name, spec in METRICS.items():
-        if spec.model is not None and not weights_on_disk(get_entry(spec.model[0]), spec.model[1]):
-            print(f"note: {name} skipped, its weights are not in the iqa4k cache", file=sys.stderr)
-            continue  # the demo never downloads
-        try:
-            create_metric(name)
-        except WeightsNotFoundError as exc:
-            reason = str(exc).splitlines()[0]
-            print(
-                f"note: {name} skipped, its parameter file is missing ({reason})", file=sys.stderr
-            )
-            continue
-        ready.append(name)
-    return ready
+        reason = missing_weights(spec)
+        if not reason:
+            try:
+                create_metric(name)
+            except WeightsNotFoundError as exc:
+                reason = f"its parameter file is missing ({str(exc).splitlines()[0]})"
+        if reason:
+            skipped[name] = reason
+            print(f"note: {name} skipped: {reason}", file=sys.stderr)
+        else:
+            ready.append(name)
+    return ready, skipped
 
 
 def _run(out_dir: str | Path, progress: bool) -> tuple[Path, ScoreRun]:
     out = Path(out_dir)
     ref, paths = _make_images(out / "images")
-    metrics = ready_metrics()  # FR ones are scored against ref, NR ones alone
+    metrics, skipped = ready_metrics()  # FR ones are scored against ref, NR ones alone
     # All versions share one size, so a batch of 8 halves the time; results do not change.
     run = score_files(
         paths,
@@ -90,6 +89,7 @@ def _run(out_dir: str | Path, progress: bool) -> tuple[Path, ScoreRun]:
         out / "scores.csv",
         out / "report.html",
         title=f"iqa4k demo: SR-style degradations of {SAMPLE}",
+        skipped=skipped,
     )
     print(f"\nwrote {out / 'scores.csv'} and {report}")
     return report, run

@@ -57,23 +57,15 @@ class Benchmark:
         return best_metric(self.evaluations)
 
 
-def unavailable(metric: str, dataset: Dataset | None = None, weights: str = "") -> str:
-    """Why ``metric`` cannot run here without a download, or "" when it can."""
-    from ..models import get_entry
-    from ..models.loading import weights_on_disk
+def unavailable(metric: str, dataset: Dataset, weights: str = "") -> str:
+    """Why ``metric`` cannot run on ``dataset`` here without a download, or "" when it can."""
+    from ..models.loading import missing_weights
 
-    spec = get_spec(metric)
-    if dataset is not None and spec.kind == "FR" and not dataset.full_reference:
+    if get_spec(metric).kind == "FR" and not dataset.full_reference:
         return "full-reference, and the dataset has no reference images"
     if weights:
         return "" if Path(weights).is_file() else f"no such checkpoint: {weights}"
-    if spec.model is not None and not weights_on_disk(get_entry(spec.model[0]), spec.model[1]):
-        model, release = spec.model
-        return (
-            f"its weights ({model}, release {release}) are not in the iqa4k cache; "
-            f"pass --weights {spec.name}=FILE or download them first"
-        )
-    return ""
+    return missing_weights(get_spec(metric))
 
 
 def run_benchmark(

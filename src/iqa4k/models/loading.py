@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from .. import weights
-from ..metric_spec import Setup
+from ..metric_spec import MetricSpec, Setup
 from .checkpoint import CheckpointError, load_into, read_checkpoint, save_checkpoint
 from .entry import ModelEntry
 
@@ -24,6 +24,22 @@ def weights_on_disk(entry: ModelEntry, release: str) -> bool:
     """Whether the files a release scores with are in the cache (no download)."""
     needed = (release, *entry.releases[release].needs)
     return all(weights.available(entry.file_name(key)) for key in needed)
+
+
+def missing_weights(spec: MetricSpec) -> str:
+    """Why the metric of ``spec`` cannot run without a download ("" when its files are in the
+    cache, or it is not a deep metric)."""
+    if spec.model is None:
+        return ""
+    from . import get_entry
+
+    model, release = spec.model
+    if weights_on_disk(get_entry(model), release):
+        return ""
+    return (
+        f"its weights ({model}, release {release}) are not in the iqa4k cache; pass "
+        f"--weights {spec.name}=FILE, or put them in the cache (iqa4k weights list)"
+    )
 
 
 def load_network(entry: ModelEntry, release: str, path: str | Path = "") -> torch.nn.Module:

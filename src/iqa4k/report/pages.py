@@ -95,8 +95,10 @@ def scores_page(
     fit: str = "5pl",
     n_boot: int = 1000,
     title: str = "",
+    skipped: Mapping[str, str] | None = None,
 ) -> Path:
-    """``iqa4k report``: the page of a scores CSV; with ``mos``, its agreement with MOS first."""
+    """``iqa4k report``: the page of a scores CSV; with ``mos``, its agreement with MOS first.
+    ``skipped`` names metrics that were not run, and why (shown in the metrics table)."""
     from ..evaluation import evaluate_csv, versus_best
     from ..results_file import ERROR, IMAGE, REF, read_csv
 
@@ -136,7 +138,7 @@ def scores_page(
             notes.append(f"{run.unmatched} scored image(s) have no MOS and are left out")
         sections += agreement_sections(run.metrics, tests, notes, run.mos_column, fit)
         meta += f" \u00b7 MOS from {Path(mos).name} ({run.matched} matched)"
-    sections.insert(0, table_html(metrics_table(metrics, {})))
+    sections.insert(0, table_html(metrics_table(metrics, skipped or {})))
     sections.append("<h2>Every image</h2>" + per_image_html(rows, metrics))
     return write_page(out, title or f"iqa4k report: {scores.name}", meta, sections)
 
