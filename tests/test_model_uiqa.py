@@ -151,6 +151,6 @@ def test_module_data() -> None:
     assert uiqa.ENTRY.inputs.net_input is uiqa.NET_INPUT and uiqa.NET_INPUT.size == 480
     release = uiqa.RELEASES["uhd-iqa"].file
     assert release.filename == "UIQA.pth" and release.sha256 is None
-    assert "dropbox.com" in release.url
+    assert "dropbox.com" in release.url and release.direct  # dl=1: fetched as the file
     with pytest.raises(TypeError):
         uiqa.build(scale=0.5)

@@ -174,3 +174,14 @@ def test_weights_command_lists_imports_and_verifies(tmp_path, monkeypatch, capsy
     assert main(["weights", "fetch", "maniqa-koniq"]) == 1  # IQA4K_OFFLINE in the tests
     assert "disabled by IQA4K_OFFLINE" in capsys.readouterr().err
     assert main(["weights", "list", "nope"]) == 2
+
+
+def test_which_links_serve_the_file_itself():
+    def link(url: str) -> bool:
+        return weights.WeightsFile(filename="f.pth", url=url, sha256=None, licence="").direct
+
+    assert link("https://download.pytorch.org/models/resnet50-0676ba61.pth")
+    assert link("https://www.dropbox.com/scl/fi/x/UIQA.pth?rlkey=k&dl=1")
+    assert not link("https://www.dropbox.com/scl/fi/x/UIQA.pth?rlkey=k&dl=0")  # a preview page
+    assert not link("https://drive.google.com/drive/folders/1fFv3BFGcDvrerYEMK9wWPuJzqtF9aRN_")
+    assert not link("")

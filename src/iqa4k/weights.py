@@ -53,8 +53,14 @@ class WeightsFile:
 
     @property
     def direct(self) -> bool:
-        """Whether the URL serves the file itself (so iqa4k can fetch it)."""
-        return bool(self.url) and urlparse(self.url).hostname not in _PAGE_HOSTS
+        """Whether the URL serves the file itself (so iqa4k can fetch it): Dropbox links do
+        with ``dl=1``; Google Drive folders and previews do not."""
+        if not self.url:
+            return False
+        link = urlparse(self.url)
+        if link.hostname in ("www.dropbox.com", "dropbox.com"):
+            return "dl=1" in link.query.split("&")
+        return link.hostname not in _PAGE_HOSTS
 
     @property
     def pass_as(self) -> str:

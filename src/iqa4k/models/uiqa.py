@@ -52,7 +52,7 @@ RELEASES: dict[str, Release] = {
             filename="UIQA.pth",
             url=(
                 "https://www.dropbox.com/scl/fi/mgvvt902zehhmo6drnxve/UIQA.pth"
-                "?rlkey=413edq08c8qnxbrlgclnq0va6&st=yzcskkus&dl=0"
+                "?rlkey=413edq08c8qnxbrlgclnq0va6&st=yzcskkus&dl=1"  # dl=1: the file, not a page
             ),
             sha256=None,
             licence="Apache-2.0 (README badge of sunwei925/UIQA)",
