@@ -215,7 +215,8 @@ def test_gpu_scores_equal_cpu_scores(checkpoint, metric):
 
 def test_only_file_hosts_are_fetched_automatically():
     assert weights.REGISTRY["maniqa-koniq"].fetch_as == "create_metric('maniqa')"
-    for name in ("uiqa-uhd-iqa", "hyperiqa-koniq", "maxiqa-pipal"):  # Dropbox / Google Drive
+    assert weights.REGISTRY["uiqa-uhd-iqa"].fetch_as  # a Dropbox link with dl=1: the file
+    for name in ("hyperiqa-koniq", "maxiqa-pipal"):  # Google Drive: pages
         entry = weights.REGISTRY[name]
         assert entry.fetch_as == "" and f"weights='/path/to/{entry.filename}'" in entry.pass_as
 

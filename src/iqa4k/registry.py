@@ -15,10 +15,13 @@ from .classic.table import SPECS as _CLASSIC
 from .errors import OptionError
 from .metric_spec import MetricSpec, Option
 from .models.table import SPECS as _DEEP
+from .perceptual.table import SPECS as _PERCEPTUAL
 
 __all__ = ["METRICS", "MetricSpec", "Option", "get_spec"]
 
-METRICS: Mapping[str, MetricSpec] = MappingProxyType({s.name: s for s in [*_CLASSIC, *_DEEP]})
+METRICS: Mapping[str, MetricSpec] = MappingProxyType(
+    {s.name: s for s in [*_CLASSIC, *_PERCEPTUAL, *_DEEP]}
+)
 
 
 def get_spec(name: str) -> MetricSpec:

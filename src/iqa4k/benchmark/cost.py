@@ -47,7 +47,7 @@ def measure_costs(
             metric = create_metric(name, device=device, **options)
             kept[key] = {
                 "metric": name,
-                **_counted(metric.info, metric.options),
+                **_counted(metric),
                 "seconds": _seconds(metric, dist, ref),
                 "device": where,
             }
@@ -56,9 +56,11 @@ def measure_costs(
     return rows
 
 
-def _counted(spec, options: Mapping[str, Any]) -> dict[str, Any]:
-    if spec.model is None:
-        return {"parameters": None, "gmacs": None, "crops": None}
+def _counted(metric) -> dict[str, Any]:
+    spec, options = metric.info, metric.options
+    if spec.model is None:  # a classical metric: none; LPIPS: its network's parameters
+        params = sum(p.numel() for p in metric.parameters()) or None
+        return {"parameters": params, "gmacs": None, "crops": None}
     from ..models import cost, get_entry
 
     model, release = spec.model
