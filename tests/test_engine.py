@@ -147,7 +147,7 @@ def test_a_quoted_glob_and_a_manifest_list_the_same_images(folder, tmp_path):
 
 def test_a_manifest_with_a_ref_column_pairs_explicitly(folder, tmp_path):
     manifest = folder / "pairs.csv"
-    rows = [["image", "ref"], ["01.png", "02.png"], ["03.png", ""]]
+    rows = [["image", "ref"], ["01.png", "02.png"], ["", "04.png"], ["03.png", ""]]
     with open(manifest, "w", newline="") as f:
         csv.writer(f).writerows(rows)
     run = score_files(manifest, "psnr", tmp_path / "p.csv", progress=False)

@@ -61,10 +61,10 @@ def score_files(
     ref: str | Path | None = None,
     **kwargs: Any,
 ) -> ScoreRun:
-    """Score files or folders ``dist`` with ``metrics`` into the CSV ``out``, row by row.
-
-    References of FR metrics are paired by file name from ``ref`` (a file or folder); the
-    other keywords are those of :func:`score_pairs`.
+    """Score ``dist`` (files, folders, quoted globs, or one manifest CSV) with ``metrics`` into
+    ``out``, row by row. References of FR metrics are paired by file name from ``ref`` (a file
+    or folder) unless the manifest has a ``ref`` column; the other keywords are those of
+    :func:`score_pairs`.
     """
     names = metric_names(metrics)
     fr = any(get_spec(n).kind == "FR" for n in names)
@@ -92,9 +92,10 @@ def read_manifest(
             f"its columns: {', '.join(header)}"
         )
     here = path.parent
-    images = [here / r[column].strip() for r in rows if (r.get(column) or "").strip()]
-    if not images:
+    rows = [r for r in rows if (r.get(column) or "").strip()]
+    if not rows:
         raise InputError(f"{path} lists no image")
+    images = [here / r[column].strip() for r in rows]
     if REF not in header:
         return _pairs(images, ref, fr)
     refs = [here / r[REF].strip() if (r.get(REF) or "").strip() else None for r in rows]
