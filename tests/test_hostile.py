@@ -292,3 +292,6 @@ def test_json_lines_resume_rescores_a_cut_line(tmp_path):
     assert run.resumed == 2
     again = [json.loads(line) for line in out.read_text().splitlines()]
     assert again == docs and len(full.rows) == 4
+    # a JSON-lines file is as good as a CSV to `iqa4k report` (and `evaluate`)
+    assert main(["report", str(out), "-o", str(tmp_path / "r.html")]) == 0
+    assert (tmp_path / "r.html").read_text().count("data:image/jpeg") == 2 * 4

@@ -16,7 +16,7 @@ from typing import Any
 
 from .errors import InputError, OptionError
 from .registry import METRICS
-from .results_file import ERROR, REF, read_csv
+from .results_file import ERROR, REF, read_csv, read_scores
 
 __all__ = [
     "IMAGE_COLUMNS",
@@ -122,7 +122,7 @@ def evaluate_csv(
     for p in (scores_path, mos_path):
         if not p.is_file():
             raise InputError(f"{p}: no such file")
-    header, rows = read_csv(scores_path)
+    header, rows = read_scores(scores_path)
     if not header:
         raise InputError(f"{scores_path} is empty")
     icol = _pick(header, None, IMAGE_COLUMNS, "image", scores_path)

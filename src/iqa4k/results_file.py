@@ -20,7 +20,16 @@ from typing import Any, TextIO
 
 from .errors import OptionError
 
-__all__ = ["ERROR", "FORMATS", "IMAGE", "REF", "ResultsFile", "output_lock", "read_csv"]
+__all__ = [
+    "ERROR",
+    "FORMATS",
+    "IMAGE",
+    "REF",
+    "ResultsFile",
+    "output_lock",
+    "read_csv",
+    "read_scores",
+]
 
 # Fixed columns; one column per metric goes between REF and ERROR.
 IMAGE, REF, ERROR = "image", "ref", "error"
@@ -48,6 +57,14 @@ def read_csv(path: Path, sniff: bool = False) -> tuple[list[str], list[dict[str,
         header = [h.strip() for h in reader.fieldnames or []]
         reader.fieldnames = header
         return header, list(reader)
+
+
+def read_scores(path: Path) -> tuple[list[str], list[Row]]:
+    """Header and rows of a scoring run's file, CSV or JSON lines (by its suffix)."""
+    results = ResultsFile(path)
+    if results.format == "csv":
+        return read_csv(path)
+    return results.read_back()
 
 
 class ResultsFile:
@@ -88,7 +105,7 @@ class ResultsFile:
                 if not overwrite:
                     raise OptionError(f"{out} exists: pass --resume to continue it or --overwrite")
             else:
-                header, rows = self._read_back()
+                header, rows = self.read_back()
                 if not header:  # not one whole row yet: start afresh
                     header = columns
                 if set(header) != set(columns):
@@ -143,7 +160,7 @@ class ResultsFile:
             write(rows)
         os.replace(tmp, self.path)
 
-    def _read_back(self) -> tuple[list[str], list[Row]]:
+    def read_back(self) -> tuple[list[str], list[Row]]:
         """Header and rows of the file, less a last row cut short by a kill."""
         out = self.path
         whole = _ends_with_newline(out)

@@ -100,10 +100,10 @@ def scores_page(
     """``iqa4k report``: the page of a scores CSV; with ``mos``, its agreement with MOS first.
     ``skipped`` names metrics that were not run, and why (shown in the metrics table)."""
     from ..evaluation import evaluate_csv, versus_best
-    from ..results_file import ERROR, IMAGE, REF, read_csv
+    from ..results_file import ERROR, IMAGE, REF, read_scores
 
     scores = Path(scores)
-    header, rows = read_csv(scores)
+    header, rows = read_scores(scores)
     metrics = [c for c in header if c not in (IMAGE, REF, ERROR)]
     for row in rows:  # paths as scored: relative to where `score` ran, else to the CSV
         for key in (IMAGE, REF):
