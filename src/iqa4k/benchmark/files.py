@@ -86,7 +86,8 @@ def _labels(bench: Benchmark) -> dict[str, str]:
 
 
 def _write_scores(bench: Benchmark, path: Path) -> Path:
-    with open(path, "w", newline="", encoding="utf-8") as f:
+    # surrogateescape: a file name that is not UTF-8 is written back as its own bytes
+    with open(path, "w", newline="", encoding="utf-8", errors="surrogateescape") as f:
         writer = csv.writer(f)
         writer.writerow(["image", "ref", "mos", *bench.scores])
         for i, s in enumerate(bench.dataset.samples):
