@@ -70,3 +70,13 @@ def markdown_table(rows: list[dict], columns: list[str]) -> str:
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(str(row.get(c, "")) for c in columns) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def report(name: str, heading: str, rows: list[dict], *notes: str) -> Path:
+    """Print ``heading`` with this machine, the rows as a Markdown table and the notes, and
+    write them to ``results/<name>.json``."""
+    print(f"{heading}; {machine()}\n")
+    print(markdown_table(rows, list(rows[0])))
+    for note in notes:
+        print(note)
+    return write_json(name, rows)

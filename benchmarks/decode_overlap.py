@@ -16,7 +16,7 @@ from pathlib import Path
 
 from PIL import Image, ImageFilter
 
-from _common import UHD_PHOTO, machine, markdown_table, write_json
+from _common import UHD_PHOTO, report
 from iqa4k.io import list_images, load_image
 from iqa4k.scoring import score_files
 
@@ -52,10 +52,8 @@ def main() -> None:
         {"run": "decode only, serial", "pairs/s": round(args.pairs / decode, 2)},
         {"run": "iqa4k score -m psnr", "pairs/s": round(args.pairs / score, 2)},
     ]
-    print(f"{args.pairs} pairs of 3840x2160 JPEGs; {machine()}")
-    print(markdown_table(rows, list(rows[0])))
-    print(f"scoring at {100 * decode / score:.0f}% of the serial decode-bound rate")
-    write_json("decode_overlap", rows)
+    share = f"scoring at {100 * decode / score:.0f}% of the serial decode-bound rate"
+    report("decode_overlap", f"{args.pairs} pairs of 3840x2160 JPEGs", rows, share)
 
 
 if __name__ == "__main__":

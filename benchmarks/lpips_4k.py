@@ -14,7 +14,7 @@ import json
 import subprocess
 import sys
 
-from _common import machine, markdown_table, write_json
+from _common import report
 
 _CHILD = r"""
 import json, sys, tempfile, time
@@ -59,9 +59,7 @@ def main() -> None:
             {"metric": name, "s/pair": round(doc["seconds"], 2), "peak MB": round(doc["mb"])}
         )
         print(rows[-1], flush=True)
-    print(f"\n3840x2160 pair; {machine()}\n")
-    print(markdown_table(rows, list(rows[0])))
-    write_json("lpips_4k", rows)
+    report("lpips_4k", "\n3840x2160 pair", rows)
 
 
 if __name__ == "__main__":

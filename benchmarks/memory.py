@@ -18,7 +18,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from _common import UHD_PHOTO, machine, markdown_table, write_json
+from _common import UHD_PHOTO, report
 
 METRICS = ("psnr", "psnr_y", "ssim", "ssim_y", "ms_ssim", "niqe", "brisque", "piqe")
 SIZES = {"4k": (3840, 2160), "8k": (7680, 5120), "16k": (15360, 8640)}
@@ -93,9 +93,7 @@ def main() -> None:
                 row[f"{name} B/px"] = round(mb * 2**20 / (w * h), 1)
             rows.append(row)
             print(row, flush=True)
-    print(f"\n{machine()}\n")
-    print(markdown_table(rows, list(rows[0])))
-    write_json("memory", {"machine": machine(), "rows": rows})
+    report("memory", "\npeak memory above baseline", rows)
 
 
 if __name__ == "__main__":

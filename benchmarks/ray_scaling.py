@@ -15,7 +15,7 @@ from pathlib import Path
 
 import ray
 
-from _common import ROOT, machine, markdown_table, write_json
+from _common import ROOT, report
 from iqa4k.scoring import score_files
 
 CLIVE = ROOT.parents[1] / "shared" / "fixtures" / "clive_subset" / "images"
@@ -52,10 +52,8 @@ def main() -> None:
     for row in rows:
         row["speed-up vs local"] = round(base / row["seconds"], 2)
     same = all(t == texts[0] for t in texts)
-    print(f"{len(images)} images, {args.metrics}; Ray start-up {startup:.1f} s; {machine()}")
-    print(markdown_table(rows, list(rows[0])))
-    print(f"identical CSVs: {same}")
-    write_json("ray_scaling", rows)
+    heading = f"{len(images)} images, {args.metrics}; Ray start-up {startup:.1f} s"
+    report("ray_scaling", heading, rows, f"identical CSVs: {same}")
 
 
 if __name__ == "__main__":
