@@ -126,12 +126,16 @@ def _agreement_options(args: argparse.Namespace) -> dict[str, Any]:
     return {"fit": args.fit, "n_boot": args.boot, "mos_direction": args.mos_direction}
 
 
+def _mos_file_options(args: argparse.Namespace) -> dict[str, Any]:
+    """--mos-column and --image-column, as keywords of the evaluation functions."""
+    return {"mos_column": args.mos_column, "image_column": args.image_column}
+
+
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     run = evaluate_csv(
         args.scores,
         args.mos,
-        mos_column=args.mos_column,
-        image_column=args.image_column,
+        **_mos_file_options(args),
         **_agreement_options(args),
     )
     if args.json:
@@ -308,8 +312,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
         args.scores,
         args.output,
         mos=args.mos,
-        mos_column=args.mos_column,
-        image_column=args.image_column,
+        **_mos_file_options(args),
         **_agreement_options(args),
     )
     print(f"wrote {out}")

@@ -116,15 +116,8 @@ def write_all(bench: Benchmark) -> list[Path]:
     figures = plot_panels(bench.evaluations, mos_label, bench.fit, out / "plots" / "all")
     written += figures + plot_each(bench.evaluations, mos_label, bench.fit, out / "plots")
     sections = [table_html(tables[0])]
-    sections += agreement_sections(
-        bench.evaluations,
-        bench.versus_best,
-        agreement.notes,
-        mos_label,
-        bench.fit,
-        figure=figures[0] if figures else None,
-        labels=_labels(bench),
-    )
+    figure = figures[0] if figures else None
+    sections += agreement_sections(bench.evaluations, agreement, mos_label, bench.fit, figure)
     sections += [table_html(t) for t in tables[2:]]
     meta = f"{len(bench.dataset)} images of {bench.dataset.spec} \u00b7 {date.today()}"
     written.append(write_page(out / "report.html", title, meta, sections))

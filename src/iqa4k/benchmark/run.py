@@ -20,7 +20,7 @@ from ..data.dataset import Dataset
 from ..errors import IQAError, OptionError
 from ..evaluation import MetricEvaluation, best_metric, evaluate_columns, versus_best
 from ..registry import get_spec
-from ..results_file import IMAGE, read_csv
+from ..results_file import IMAGE
 from ..scoring import metric_names, score_pairs
 from ..stats import Comparison
 
@@ -149,7 +149,7 @@ def _scores(
     )
     record.write_text(json.dumps(how))
     by_image = {}
-    for row in read_csv(run.out)[1]:
+    for row in run.rows:  # the kept rows and the new ones: the whole file, already in memory
         try:
             by_image[row[IMAGE]] = float(row[metric])
         except ValueError:  # an empty cell: the image failed (its reason is in the CSV)

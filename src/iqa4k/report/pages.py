@@ -7,8 +7,9 @@ import html
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from .cells import Table
 from .html import figure_uri, per_image_html, table_html, thumbnail_uri, write_page
 from .plots import plot_panels
 from .sections import agreement_notes, agreement_table, metrics_table
@@ -60,16 +61,14 @@ def predictions_html(evaluations: Sequence[MetricEvaluation], shown: int = _SHOW
 
 def agreement_sections(
     evaluations: Sequence[MetricEvaluation],
-    tests: Mapping[str, Any],
-    notes: list[str],
+    table: Table,
     mos_label: str,
     fit: str,
     figure: Path | None = None,
-    labels: Mapping[str, str] | None = None,
 ) -> list[str]:
-    """The agreement table, the all-metrics figure (``figure``, or drawn here) and the best and
-    worst predictions."""
-    sections = [table_html(agreement_table(evaluations, tests, notes, labels))]
+    """The agreement ``table``, the all-metrics figure (``figure``, or drawn here) and the best
+    and worst predictions."""
+    sections = [table_html(table)]
     with tempfile.TemporaryDirectory() as tmp:
         if figure is None:
             drawn = plot_panels(evaluations, mos_label, fit, Path(tmp) / "all", formats=("png",))
@@ -136,7 +135,8 @@ def scores_page(
         )
         if run.unmatched:
             notes.append(f"{run.unmatched} scored image(s) have no MOS and are left out")
-        sections += agreement_sections(run.metrics, tests, notes, run.mos_column, fit)
+        table = agreement_table(run.metrics, tests, notes)
+        sections += agreement_sections(run.metrics, table, run.mos_column, fit)
         meta += f" \u00b7 MOS from {Path(mos).name} ({run.matched} matched)"
     sections.insert(0, table_html(metrics_table(metrics, skipped or {})))
     sections.append("<h2>Every image</h2>" + per_image_html(rows, metrics))
