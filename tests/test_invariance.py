@@ -1,0 +1,45 @@
+"""A classical metric's score does not move with the input's memory layout, the batch it is
+in, or the number of torch threads: bit for bit. The images are 600 rows tall, so the banded
+paths (PSNR's squared errors, SSIM's moments: 256 rows a band) cross band boundaries."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import iqa4k
+from iqa4k.classic.table import SPECS
+
+# NRQM and PI need Ma's model.mat, which is not bundled
+NAMES = [s.name for s in SPECS if s.name not in ("nrqm", "pi")]
+
+
+def _pair() -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(11)
+    ref = torch.nn.functional.interpolate(
+        torch.rand(2, 3, 75, 25, generator=g), size=(600, 200), mode="bicubic"
+    ).clamp(0, 1)
+    return (ref + 0.05 * torch.randn(ref.shape, generator=g)).clamp(0, 1), ref
+
+
+def _score(metric, x, y):
+    return metric(x, y) if metric.info.kind == "FR" else metric(x)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_layout_batch_and_threads_do_not_move_the_score(name):
+    metric = iqa4k.create_metric(name)
+    x, y = _pair()
+    whole = _score(metric, x, y)
+    last = torch.channels_last
+    assert torch.equal(
+        _score(metric, x.contiguous(memory_format=last), y.contiguous(memory_format=last)), whole
+    )
+    singles = torch.cat([_score(metric, x[i : i + 1], y[i : i + 1]) for i in range(2)])
+    assert torch.equal(singles, whole)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        assert torch.equal(_score(metric, x, y), whole)
+    finally:
+        torch.set_num_threads(before)
