@@ -24,7 +24,7 @@ from iqa4k.models.checkpoint import save_checkpoint
 from iqa4k.models.inputs import Crops
 from iqa4k.models.loading import checkpoint_meta
 from iqa4k.models.table import metric_spec
-from iqa4k.perceptual import lpips
+from iqa4k.perceptual import backbone as perceptual_backbone
 from iqa4k.registry import METRICS
 
 
@@ -49,7 +49,7 @@ def test_models_metric_rows_and_files_come_from_the_entries():
         )
     files = {f.name for entry in ENTRIES.values() for f in entry.files()}
     shared = {f.name for f in backbones.FILES}  # pretrained starts for training
-    perceptual = {f.name for f in lpips.BACKBONES}  # LPIPS's ImageNet backbones
+    perceptual = {f.name for f in perceptual_backbone.FILES}  # LPIPS and DISTS ImageNet backbones
     assert set(weights.REGISTRY) == files | shared | perceptual | {"nrqm"}
 
 

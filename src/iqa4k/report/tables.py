@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import math
 import textwrap
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .. import weights
 from ..registry import MetricSpec, get_spec
 from .cells import format_table
 from .formatting import direction, format_number, format_score
@@ -83,6 +84,8 @@ def metric_info(spec: MetricSpec) -> str:
     ]
     if spec.model is not None:
         lines += _model_cost(spec)
+    else:
+        lines += _weights_status(n for n, f in weights.REGISTRY.items() if spec.name in f.metrics)
     inputs = "--ref REF_DIR DIST_DIR" if spec.kind == "FR" else "DIST_DIR"
     opt = f" --opt {next(iter(spec.options))}=VALUE" if spec.options else ""
     lines += ["usage:", f"  iqa4k score -m {spec.name}{opt} {inputs} -o scores.csv"]
@@ -90,8 +93,7 @@ def metric_info(spec: MetricSpec) -> str:
 
 
 def _model_cost(spec: MetricSpec) -> list[str]:
-    """Parameters, and GMACs per 3840x2160 image under each sampling policy."""
-    from .. import weights
+    """Parameters, GMACs per 3840x2160 image under each sampling policy, weights' status."""
     from ..models import cost, get_entry
 
     model, release = spec.model
@@ -104,12 +106,16 @@ def _model_cost(spec: MetricSpec) -> list[str]:
     ]
     for policy, crops, gmacs in cost.describe(model, policies, **options):
         lines.append(f"    {policy:<9} {crops:>4} network input(s)  {gmacs:10.1f} GMACs")
-    lines.append("weights (iqa4k weights list|fetch|import):")
     entry = get_entry(model)
-    for key in (release, *entry.releases[release].needs):
-        name = entry.file_name(key)
-        lines.append(f"  {name}: {weights.status(name)} ({weights.cache_path(name)})")
-    return lines
+    return lines + _weights_status(
+        entry.file_name(key) for key in (release, *entry.releases[release].needs)
+    )
+
+
+def _weights_status(names: Iterable[str]) -> list[str]:
+    """The status of each parameter file in ``names`` and its cache path."""
+    lines = [f"  {n}: {weights.status(n)} ({weights.cache_path(n)})" for n in names]
+    return ["weights (iqa4k weights list|fetch|import):", *lines] if lines else []
 
 
 # ------------------------------------------------------------------------------ datasets
