@@ -12,6 +12,7 @@ import iqa4k
 from iqa4k.classic.psnr import psnr
 from iqa4k.classic.ssim import ms_ssim, ssim
 from iqa4k.classic.table import SPECS as CLASSIC
+from iqa4k.errors import OptionError
 
 from .conftest import fixture_path, load_rgb
 
@@ -113,6 +114,16 @@ def test_differentiable_with_finite_gradients(name, rng):
     assert metric.info.differentiable
     metric(x, y).sum().backward()
     assert torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
+
+
+def test_as_loss_is_minimised_by_the_reference(rng):
+    x = torch.from_numpy(rng.random((2, 3, 64, 64), dtype="float32"))
+    y = (x + 0.1).clamp(0, 1)
+    ssim_m, psnr_m = iqa4k.create_metric("ssim"), iqa4k.create_metric("psnr")
+    assert ssim_m.as_loss(y, x) == 1 - ssim_m(y, x).mean() and ssim_m.as_loss(x, x) == 0
+    assert psnr_m.as_loss(y, x) == -psnr_m(y, x).mean()
+    with pytest.raises(OptionError, match="not differentiable"):
+        iqa4k.create_metric("niqe").as_loss(x)
 
 
 def test_crop_border_equals_scoring_the_cropped_images(rng):

@@ -82,7 +82,9 @@ def test_identical_images_score_zero_and_gradients_flow(pair):
     x, y = _images(4)
     assert ours(x, x).abs().max() < 1e-7  # LPIPS: exactly 0; DISTS: 1 - (alpha + beta sums)
     y.requires_grad_(True)
-    ours(x, y).sum().backward()
+    loss = ours.as_loss(y, x)  # lower is better: the mean score itself
+    assert loss == ours(y, x).mean()
+    loss.backward()
     assert y.grad is not None and torch.isfinite(y.grad).all() and y.grad.abs().sum() > 0
 
 
@@ -94,6 +96,15 @@ def test_batch_and_layout_do_not_change_the_numbers(pair):
     cl = ours(x.contiguous(memory_format=torch.channels_last), y)
     torch.testing.assert_close(one, whole, rtol=0, atol=1e-6)
     torch.testing.assert_close(cl, whole, rtol=0, atol=1e-6)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_gives_the_cpu_numbers(pair):
+    name, _, ours = pair
+    x, y = _images(6)
+    on_cpu = ours(x, y)
+    on_gpu = iqa4k.create_metric(name, device="cuda", **ours.options)(x, y)
+    torch.testing.assert_close(on_gpu.cpu(), on_cpu, rtol=1e-4, atol=1e-5)  # TF32/cuDNN sums
 
 
 def test_the_bundled_dists_weights_are_the_packages():

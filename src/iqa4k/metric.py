@@ -44,6 +44,18 @@ class Metric(torch.nn.Module):
     def forward(self, dist: ImageInput, ref: ImageInput | None = None) -> torch.Tensor:
         return self._evaluate(dist, ref, self._call_options)
 
+    def as_loss(self, dist: ImageInput, ref: ImageInput | None = None) -> torch.Tensor:
+        """The batch's score as a loss to minimise (a scalar with gradients): the mean score
+        for lower-is-better metrics; for higher-is-better ones, the upper end of the range
+        minus the mean (``1 - ssim``), or minus the mean when unbounded (``-psnr``)."""
+        if not self.info.differentiable:
+            raise OptionError(f"{self.info.name} is not differentiable: it cannot be a loss")
+        score = self(dist, ref).mean()
+        if not self.info.higher_is_better:
+            return score
+        top = self.info.score_range[1]
+        return top - score if np.isfinite(top) else -score
+
     def with_maps(
         self, dist: ImageInput, ref: ImageInput | None = None
     ) -> tuple[torch.Tensor, list[torch.Tensor]]:

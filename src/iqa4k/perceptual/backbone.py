@@ -3,6 +3,8 @@ that end at the tapped ReLUs, with the weights from torchvision's own files."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -61,7 +63,7 @@ class L2Pool(nn.Module):
 
 
 class Backbone(nn.Module):
-    """The five slices; ``backbone(x)`` is the list of the five tapped feature maps."""
+    """The five slices, run on several images side by side (:meth:`taps`)."""
 
     def __init__(self, net: str, *, l2_pool: bool = False) -> None:
         super().__init__()
@@ -77,12 +79,11 @@ class Backbone(nn.Module):
             nn.Sequential(*layers[a:b]) for a, b in zip(bounds, bounds[1:], strict=False)
         )
 
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        taps = []
+    def taps(self, *images: torch.Tensor) -> Iterator[list[torch.Tensor]]:
+        """Each tap's features of every image in turn: only one tap is held at a time."""
         for block in self.slices:
-            x = block(x)
-            taps.append(x)
-        return taps
+            images = [block(x) for x in images]
+            yield images
 
     def load(self, path: str = "", download: bool = False) -> None:
         """Load torchvision's ImageNet file from ``path`` or the weights cache (fetched into it

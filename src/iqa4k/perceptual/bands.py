@@ -11,7 +11,7 @@ each; only the order of the final sums changes.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -88,21 +88,16 @@ def plan(height: int, width: int, taps: Sequence[Reach], max_pixels: int) -> lis
 
 
 def banded(
-    extract: Callable[[torch.Tensor], list[torch.Tensor]],
+    extract: Callable[..., Iterable[list[torch.Tensor]]],
     images: Sequence[torch.Tensor],
     taps: Sequence[Reach],
     max_pixels: int,
-) -> Iterator[list[list[torch.Tensor]]]:
-    """For each band: ``extract`` of each of ``images`` (``[B,C,H,W]``, one size), cut to the
-    rows the band keeps: ``[[tap features of image 0], [of image 1], ...]``."""
+) -> Iterator[tuple[int, list[torch.Tensor]]]:
+    """``(k, features)`` for each band and each tap ``k``: ``extract(*image bands)`` yields
+    every tap's features of each image (``[B,C,H,W]``, one size), here cut to the rows the band
+    keeps."""
     height, width = images[0].shape[-2:]
     for band in plan(height, width, taps, max_pixels):
-        yield [
-            [
-                f[..., keep, :]
-                for f, keep in zip(
-                    extract(x[..., band.start : band.stop, :]), band.keep, strict=True
-                )
-            ]
-            for x in images
-        ]
+        parts = [x[..., band.start : band.stop, :] for x in images]
+        for k, features in enumerate(extract(*parts)):
+            yield k, [f[..., band.keep[k], :] for f in features]

@@ -17,7 +17,7 @@ package, MIT); the backbone comes from the weights cache (torchvision's VGG16 fi
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -54,22 +54,22 @@ class DISTS(nn.Module):
         """``[B]`` DISTS of ``x`` against ``y`` (``[B,3,H,W]`` in [0, 1]), in row bands of about
         ``max_pixels`` when the image is larger (0: whole image)."""
         moments = [_Moments() for _ in self.taps]
-        for fx, fy in banded(self._features, (x, y), self.taps, max_pixels):
-            for m, a, b in zip(moments, fx, fy, strict=True):
-                m.add(a, b)
+        for k, (a, b) in banded(self._taps, (x, y), self.taps, max_pixels):
+            moments[k].add(a, b)
         texture = torch.cat([m.texture() for m in moments], dim=1)
         structure = torch.cat([m.structure() for m in moments], dim=1)
         score = 1 - (texture * self.alpha).sum(1) - (structure * self.beta).sum(1)
         return score.to(x.dtype)
 
-    def _features(self, x: torch.Tensor) -> list[torch.Tensor]:
-        return [x, *self.backbone((x - self.mean) / self.std)]
+    def _taps(self, *images: torch.Tensor) -> Iterator[list[torch.Tensor]]:
+        yield list(images)
+        yield from self.backbone.taps(*((x - self.mean) / self.std for x in images))
 
 
 class _Moments:
     """Per-channel means, variances and covariance of two feature maps, band by band: each
     band is centred on its own means (as the reference centres on the whole image's) and
-    merged into the running totals in float64."""
+    merged into the running totals."""
 
     def __init__(self) -> None:
         self.n = 0
@@ -81,9 +81,8 @@ class _Moments:
             return
         mx, my = x.mean((2, 3), keepdim=True), y.mean((2, 3), keepdim=True)
         dx, dy = x - mx, y - my
-        vx, vy, cxy = (
-            (a * b).sum((2, 3), dtype=torch.float64) for a, b in ((dx, dx), (dy, dy), (dx, dy))
-        )
+        # float32 sums (as the reference's means), merged in float64
+        vx, vy, cxy = ((a * b).sum((2, 3)).double() for a, b in ((dx, dx), (dy, dy), (dx, dy)))
         mx, my = mx.flatten(1).double(), my.flatten(1).double()
         if self.n == 0:
             self.n, self.mx, self.my, self.vx, self.vy, self.cxy = n, mx, my, vx, vy, cxy

@@ -15,7 +15,7 @@ package, BSD-2-Clause); the backbone comes from the weights cache (torchvision's
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -51,16 +51,15 @@ class LPIPS(nn.Module):
         about ``max_pixels`` when the image is larger (0: whole image)."""
         sums = [x.new_zeros(x.shape[0], dtype=torch.float64) for _ in self.taps]
         counts = [0] * len(self.taps)
-        for fx, fy in banded(self._features, (x, y), self.taps, max_pixels):
-            for i, (a, b) in enumerate(zip(fx, fy, strict=True)):
-                diff = (_unit(a) - _unit(b)).square()
-                weighted = (diff * getattr(self, f"lin{i}")).sum(dim=1)  # the 1x1 conv, no bias
-                sums[i] = sums[i] + weighted.sum(dim=(-2, -1), dtype=torch.float64)
-                counts[i] += weighted.shape[-2] * weighted.shape[-1]
+        for i, (a, b) in banded(self._taps, (x, y), self.taps, max_pixels):
+            diff = (_unit(a) - _unit(b)).square()
+            weighted = (diff * getattr(self, f"lin{i}")).sum(dim=1)  # the 1x1 conv, no bias
+            sums[i] = sums[i] + weighted.sum(dim=(-2, -1), dtype=torch.float64)
+            counts[i] += weighted.shape[-2] * weighted.shape[-1]
         return sum(s / n for s, n in zip(sums, counts, strict=True)).to(x.dtype)
 
-    def _features(self, x: torch.Tensor) -> list[torch.Tensor]:
-        return self.backbone(((2 * x - 1) - self.shift) / self.scale)
+    def _taps(self, *images: torch.Tensor) -> Iterator[list[torch.Tensor]]:
+        return self.backbone.taps(*(((2 * x - 1) - self.shift) / self.scale for x in images))
 
 
 def _unit(f: torch.Tensor) -> torch.Tensor:
