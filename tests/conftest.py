@@ -47,3 +47,18 @@ def official_keys(model: str) -> list[tuple[str, tuple[int, ...]]]:
             name, shape = line.split("\t")
             rows.append((name, tuple(int(n) for n in shape.split(",") if n)))
     return rows
+
+
+def posterised(height: int = 200, width: int = 300, seed: int = 5) -> torch.Tensor:
+    """A synthetic posterised RGB image ``[1,3,H,W]`` in [0,1]: a smooth random field cut to
+    five levels (wide flat areas whose 7x7 neighbourhoods are constant), a horizontal ramp
+    (MSCN 0 in exact arithmetic without being flat) and a noisy corner."""
+    g = torch.Generator().manual_seed(seed)
+    field = torch.rand(1, 3, height // 25, width // 25, generator=g, dtype=torch.float64)
+    field = torch.nn.functional.interpolate(field, size=(height, width), mode="bicubic")
+    x = (field.clamp(0, 1) * 4).round() / 4
+    x[..., : height // 4, width // 3 : 2 * width // 3] = (
+        torch.arange(width // 3, dtype=torch.float64) * 2 + 40
+    ) / 255
+    x[..., -40:, -40:] = torch.rand(1, 3, 40, 40, generator=g, dtype=torch.float64)
+    return x

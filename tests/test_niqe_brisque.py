@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import math
+from fractions import Fraction
 from importlib import resources
 
 import cv2
@@ -13,13 +14,13 @@ import torch
 
 import iqa4k
 from iqa4k.classic import brisque as brisque_mod
+from iqa4k.classic import mscn_filter, nss
 from iqa4k.classic import niqe as niqe_mod
-from iqa4k.classic import nss
 from iqa4k.classic.brisque import brisque
-from iqa4k.classic.matlab import imresize, resize_weights
+from iqa4k.classic.matlab import fspecial_gaussian_1d, imresize, resize_weights
 from iqa4k.classic.niqe import niqe
 
-from .conftest import fixture_path, load_rgb
+from .conftest import fixture_path, load_rgb, posterised
 
 SAMPLE = resources.files("iqa4k") / "assets" / "sample_coffee.png"
 REL = 5e-3  # the faithfulness bar for these metrics: 0.5 % relative
@@ -171,14 +172,92 @@ def test_signed_sums_and_circshift_products_match_brute_force(rng):
         np.testing.assert_array_equal(nss.row_products(ext, shift).reshape(11, 9), full)
 
 
-def test_banded_mscn_equals_whole_image_filtering(rng):
-    image = rng.integers(0, 256, size=(300, 130)).astype(np.float64)
-    g = nss.fspecial_gaussian_1d(7, 7 / 6).numpy()
-    for padding, border in nss.PADDINGS.items():
-        mu = cv2.sepFilter2D(image, cv2.CV_64F, g, g, borderType=border)
-        second = cv2.sepFilter2D(image * image, cv2.CV_64F, g, g, borderType=border)
-        want = (image - mu) / (np.sqrt(np.abs(second - mu * mu)) + 1)
-        np.testing.assert_array_equal(nss.mscn(image, padding), want)
+def _exact_fma(x: float, g: Fraction, acc: float) -> float:
+    """``x * g + acc`` rounded once (Python rounds a Fraction correctly, ties to even)."""
+    return float(Fraction(x) * g + Fraction(acc))
+
+
+def test_fma_emulation_rounds_once(rng):
+    x = rng.normal(size=4000) * 2.0 ** rng.integers(-30, 30, 4000)
+    acc = rng.normal(size=4000) * 2.0 ** rng.integers(-30, 30, 4000)
+    for tap in range(3):
+        g = mscn_filter.TAPS[tap]
+        a = acc.copy()
+        a[:1000] = -(x[:1000] * g)  # cancellation
+        # Sums a hair from a tie: the product's low part decides the rounding.
+        a[1000:2000] = np.ldexp(1.0, 52 + np.frexp(x[1000:2000] * g)[1]) * np.sign(x[1000:2000])
+        got = mscn_filter.fma(x, *mscn_filter._split(x), tap, a)
+        want = [_exact_fma(xi, Fraction(g), ai) for xi, ai in zip(x, a, strict=True)]
+        np.testing.assert_array_equal(got, want)
+    ints = np.arange(256.0)
+    got = mscn_filter.fma(ints, *mscn_filter._split(ints), 3, np.full(256, 0.1))
+    np.testing.assert_array_equal(got, [_exact_fma(v, Fraction(TAPS[3]), 0.1) for v in ints])
+
+
+TAPS = mscn_filter.TAPS
+
+
+def test_taps_are_fspecial_to_the_last_bit_or_one_ulp_from_it():
+    g = fspecial_gaussian_1d(7, 7 / 6).numpy()
+    assert np.all(np.abs(TAPS - g) <= np.spacing(g))
+    np.testing.assert_array_equal(TAPS, TAPS[::-1])
+    assert abs(TAPS.sum() - 1) < 1e-15
+
+
+def _matlab_mscn(image: np.ndarray, padding: str) -> np.ndarray:
+    """MSCN with MATLAB's filter transcribed literally: columns first, then rows, each tap a
+    multiply-add rounded once, in exact rational arithmetic."""
+    h, w = image.shape
+    mode = "edge" if padding == "replicate" else "constant"
+    taps = [Fraction(t) for t in TAPS.tolist()]
+
+    def filt(a: np.ndarray) -> np.ndarray:
+        p = np.pad(a, 3, mode=mode)
+        cols = np.zeros((h, w + 6))
+        for i in range(h):
+            for j in range(w + 6):
+                acc = 0.0
+                for k in range(7):
+                    acc = _exact_fma(p[i + k, j], taps[k], acc)
+                cols[i, j] = acc
+        out = np.zeros((h, w))
+        for i in range(h):
+            for j in range(w):
+                acc = 0.0
+                for k in range(7):
+                    acc = _exact_fma(cols[i, j + k], taps[k], acc)
+                out[i, j] = acc
+        return out
+
+    mu, second = filt(image), filt(image * image)
+    return (image - mu) / (np.sqrt(np.abs(second - mu * mu)) + 1)
+
+
+@pytest.mark.parametrize("padding", ["replicate", "zeros"])
+def test_near_zero_coefficients_are_matlabs_and_bands_do_not_matter(padding, monkeypatch):
+    # Flat areas, a ramp (0 in exact arithmetic, not flat) and noise, on a 34x30 crop.
+    image = nss.luma_255(posterised(), "gray", True, 0)[0][:34, 88:118]
+    image[:, :12] = np.arange(12.0) * 3 + 7  # a horizontal ramp
+    image[20:, 14:28] = 146  # a level whose flat-area noise MATLAB makes positive
+    matlab = _matlab_mscn(image, padding)
+    ours = mscn_filter.mscn_rows(image, 0, image.shape[0], padding, image.max())
+    zero = np.abs(matlab) < 1e-9
+    assert zero.sum() > 200 and (matlab[zero] > 0).any() and (matlab[zero] < 0).any()
+    np.testing.assert_array_equal(ours[zero], matlab[zero])  # bit for bit
+    # Elsewhere the last bits differ, amplified by the cancellation in G*I^2 - mu^2.
+    np.testing.assert_allclose(ours, matlab, rtol=0, atol=1e-11)
+    np.testing.assert_array_equal(np.sign(ours), np.sign(matlab))
+    # Any banding, either route for the non-flat ones (gathered windows or whole bands).
+    for rows in (1, 5, 16):
+        for share in (0.0, 1.0):
+            monkeypatch.setattr(mscn_filter, "_GATHER_SHARE", share)
+            bands = [
+                mscn_filter.mscn_rows(image, t, min(t + rows, 34), padding, image.max())
+                for t in range(0, 34, rows)
+            ]
+            np.testing.assert_array_equal(np.concatenate(bands), ours)
+    monkeypatch.undo()
+    np.testing.assert_array_equal(nss.mscn(image, padding), ours)
 
 
 # --------------------------------------------------------------------------------------------

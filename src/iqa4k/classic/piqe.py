@@ -21,35 +21,32 @@ is the Image Processing Toolbox ``piqe.m`` (2018), step by step:
    image, no active block, scores exactly 100).
 
 Every block statistic comes from per-block column sums (variance, centre, surround) and from
-the four block edges (segments), vectorised over blocks; on the CPU the image is processed in
-bands of block rows, two at a time, so that every intermediate stays in cache. The MSCN map
-is computed in float64 as MATLAB does; ``precision="float32"`` halves the cost of that stage on
-the CPU, but the cancellation in ``G*I^2 - mu^2`` then moves about 3 block decisions in 10^5
-across a threshold (403 LIVE Challenge and TID2013 images: scores within 0.3%).
+the four block edges (segments), vectorised over blocks; the image is processed on the CPU
+(whatever its device) in bands of block rows, two at a time, so that every intermediate
+stays in cache. The MSCN map is computed in float64 by :mod:`~iqa4k.classic.mscn_filter`:
+the same bits on every machine, and MATLAB's rounding where a coefficient is 0 in exact
+arithmetic. ``precision="float32"`` computes it in float32 (still machine-independent, but
+not MATLAB's rounding), and the cancellation in ``G*I^2 - mu^2`` then moves about 3 block
+decisions in 10^5 across a threshold (403 LIVE Challenge and TID2013 images: scores within
+0.3%).
 """
 
 from __future__ import annotations
 
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from ..color import to_channels
 from ..errors import InputError, OptionError
-from .backend import cpu_inference
-from .matlab import fspecial_gaussian_1d
+from .mscn_filter import mscn_rows
 from .prepare import shave
 
-_GAUSS_SIZE = 7
-_GAUSS_SIGMA = 7.0 / 6.0
-_RADIUS = _GAUSS_SIZE // 2
 _C = 1.0  # MATLAB's stabilising constant, in the MSCN denominator and in the pooling
-_BAND_BLOCKS = 4  # block rows per band on the CPU path: the band's buffers stay in cache
+_BAND_BLOCKS = 1  # block rows per band: the band's buffers stay in cache
 _PRECISIONS = {"float64": torch.float64, "float32": torch.float32}
 
 
@@ -105,17 +102,15 @@ def piqe(
             f"got {w}x{h}" + (f" after shaving {crop_border} per side" if crop_border else "")
         )
     if x.dtype not in (torch.float32, torch.float64):
-        x = x.float()  # half precision would move the gray levels; OpenCV filters neither
+        x = x.float()  # half precision would move the gray levels
     gray = x if x.shape[1] == 1 else to_channels(x, color_space, quantize)
     pad_h, pad_w = -h % block_size, -w % block_size
     if pad_h or pad_w:  # padarray(I, [pad_h pad_w], 'replicate', 'post')
         gray = F.pad(gray, (0, pad_w, 0, pad_h), mode="replicate")
-    analyse = _analyse_cv2 if cpu_inference(gray) else _analyse_torch
-    dtype = _PRECISIONS[precision]
-    if gray.device.type == "mps":
-        dtype = torch.float32  # no float64 there
-    variance, min_segment_std, noisy = analyse(
-        gray[:, 0], block_size, segment_length, quantize, dtype
+    # On the CPU whatever the device: the MSCN map's rounding decides flat blocks, and only
+    # this path rounds as MATLAB does, with the same bits on every machine.
+    variance, min_segment_std, noisy = _analyse(
+        gray[:, 0].cpu(), block_size, segment_length, quantize, _PRECISIONS[precision]
     )
 
     active = variance > activity_threshold
@@ -123,15 +118,16 @@ def piqe(
     noisy &= active
     block_scores = impaired * (1.0 - variance) + noisy * variance
     n_active = active.sum(dim=(-2, -1))
-    score = ((block_scores.sum(dim=(-2, -1)) + _C) / (n_active + _C) * 100.0).to(out_dtype)
+    score = (block_scores.sum(dim=(-2, -1)) + _C) / (n_active + _C) * 100.0
+    score = score.to(x.device, out_dtype)
     if not return_maps:
         return score
     return PIQEResult(
         score,
-        block_scores.to(out_dtype),
-        _blocks_to_pixels(active, block_size, h, w),
-        _blocks_to_pixels(impaired, block_size, h, w),
-        _blocks_to_pixels(noisy, block_size, h, w),
+        block_scores.to(x.device, out_dtype),
+        _blocks_to_pixels(active, block_size, h, w).to(x.device),
+        _blocks_to_pixels(impaired, block_size, h, w).to(x.device),
+        _blocks_to_pixels(noisy, block_size, h, w).to(x.device),
         block_size,
     )
 
@@ -152,158 +148,75 @@ def _check_options(color_space: str, block_size: int, segment_length: int, preci
         )
 
 
-def _levels(gray, quantize: bool):
-    """Gray in [0,1] -> MATLAB's ``round(255 * gray)``, minus 128 (tensor or array, in place).
+def _levels(gray: np.ndarray, quantize: bool) -> np.ndarray:
+    """Gray in [0,1] -> MATLAB's ``round(255 * gray)``, in place.
 
-    MATLAB rounds for every input class, so ``quantize=True`` is MATLAB. Integer levels
-    minus 128 are exact in float32 and so are their squares; the shift changes no result
-    (MSCN is shift invariant) and makes ``G*I^2`` and ``mu^2`` 4x smaller.
+    MATLAB rounds for every input class, so ``quantize=True`` is MATLAB. No offset is
+    removed: MSCN is shift invariant only in exact arithmetic, and MATLAB's rounding noise
+    in flat areas is that of the levels 0..255.
     """
     gray *= 255.0
-    if not quantize:
-        gray -= 128.0
-        return gray
-    gray -= 127.5  # floor(v - 127.5) = round(v) - 128, half away from zero as v >= 0
-    return gray.floor_() if isinstance(gray, torch.Tensor) else np.floor(gray, out=gray)
-
-
-def _gaussian() -> np.ndarray:
-    """The 1-D factor of ``imgaussfilt``'s 7x7, sigma 7/6 kernel (float64)."""
-    return fspecial_gaussian_1d(_GAUSS_SIZE, _GAUSS_SIGMA).numpy()
+    if quantize:  # half away from zero, as v >= 0
+        gray += 0.5
+        np.floor(gray, out=gray)
+    return gray
 
 
 _Decisions = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 
 
-def _analyse_cv2(
+def _analyse(
     gray: torch.Tensor, bs: int, seg: int, quantize: bool, dtype: torch.dtype
 ) -> _Decisions:
-    """:func:`_decide` on every block of ``[B, hp, wp]`` gray images, CPU, band by band.
+    """:func:`_decide` on every block of ``[B, hp, wp]`` gray images (CPU), band by band.
 
-    Each band of ``_BAND_BLOCKS`` block rows is filtered with its 3 rows of neighbours above
-    and below, so the result is exactly the whole-image filter while every intermediate
-    stays in cache. Two bands at a time (OpenCV and numpy release the GIL), each thread with
-    its own buffers: fresh megabyte-sized arrays cost page faults on every band.
+    The MSCN map of each band of ``_BAND_BLOCKS`` block rows comes from
+    :func:`~iqa4k.classic.mscn_filter.mscn_rows` (exactly the whole image's values), two
+    bands at a time; every intermediate stays in cache.
     """
     b, hp, wp = gray.shape
     hb, wb = hp // bs, wp // bs
-    planes = gray.contiguous().numpy()
     variance, min_std = np.empty((b, hb, wb)), np.empty((b, hb, wb))
     noisy = np.empty((b, hb, wb), dtype=bool)
     exact = dtype == torch.float64
-    depth = cv2.CV_64F if exact else cv2.CV_32F
-    k = _gaussian() if exact else _gaussian().astype(np.float32)
     rows = _BAND_BLOCKS * bs
-    local = threading.local()
+    for i in range(b):
+        levels = _levels(gray[i].numpy().astype(np.float64 if exact else np.float32), quantize)
+        peak = float(np.abs(levels).max())
 
-    def band(job: tuple[int, int]) -> None:
-        i, top = job
-        bottom = min(top + rows, hp)
-        lo, hi = max(top - _RADIUS, 0), min(bottom + _RADIUS, hp)
-        if not hasattr(local, "buffers"):
-            local.buffers = _BandBuffers(rows + 2 * _RADIUS, wp, planes.dtype, exact)
-        buf = local.buffers
-        src, sq = buf.levels[: hi - lo], buf.squares[: hi - lo]
-        mu, e2 = buf.mu[: hi - lo], buf.e2[: hi - lo]
-        np.copyto(src, planes[i, lo:hi])
-        _levels(src, quantize)
-        # Exact float32 levels and squares in; float64 out (MATLAB's double arithmetic)
-        # unless float32 was asked for. The replicate border acts at the image's top and
-        # bottom only: elsewhere the band's extra rows are cropped.
-        np.multiply(src, src, out=sq)
-        cv2.sepFilter2D(src, depth, k, k, dst=mu, borderType=cv2.BORDER_REPLICATE)
-        cv2.sepFilter2D(sq, depth, k, k, dst=e2, borderType=cv2.BORDER_REPLICATE)
-        keep = slice(top - lo, bottom - lo)
-        tmp = buf.scratch[: bottom - top]
-        mscn = _mscn_from_moments(src[keep], mu[keep], e2[keep], tmp)
-        n = (bottom - top) // bs
-        cells = mscn.reshape(n, bs, wb, bs)  # [block row, row, block column, column]
-        squares = np.square(mscn, out=tmp).reshape(n, bs, wb, bs)
-        # Rows of the blocks are [n, wb, bs], columns [n, bs, wb]: all to [bs, n, wb].
-        sides = (cells[:, 0], cells[..., -1], cells[:, -1], cells[..., 0])
-        edges = np.stack(
-            [s.transpose((1, 0, 2) if e % 2 else (2, 0, 1)) for e, s in enumerate(sides)],
-            axis=1,
-            dtype=np.float64,  # block statistics in float64 whatever the map's precision
-        )
-        with np.errstate(divide="ignore", invalid="ignore"):  # 0/0 is handled as MATLAB does
-            out = _decide(
-                cells.sum(axis=1, dtype=np.float64).transpose(2, 0, 1),
-                squares.sum(axis=1, dtype=np.float64).transpose(2, 0, 1),
-                edges,
-                seg,
-                np,
+        def band(top: int, i=i, levels=levels, peak=peak) -> None:
+            bottom = min(top + rows, hp)
+            mscn = mscn_rows(levels, top, bottom, "replicate", peak, exact)
+            n = (bottom - top) // bs
+            cells = mscn.reshape(n, bs, wb, bs)  # [block row, row, block column, column]
+            squares = np.square(mscn).reshape(n, bs, wb, bs)
+            # Rows of the blocks are [n, wb, bs], columns [n, bs, wb]: all to [bs, n, wb].
+            sides = (cells[:, 0], cells[..., -1], cells[:, -1], cells[..., 0])
+            edges = np.stack(
+                [s.transpose((1, 0, 2) if e % 2 else (2, 0, 1)) for e, s in enumerate(sides)],
+                axis=1,
+                dtype=np.float64,  # block statistics in float64 whatever the map's precision
             )
-        done = slice(top // bs, top // bs + n)
-        variance[i, done], min_std[i, done], noisy[i, done] = out
+            with np.errstate(divide="ignore", invalid="ignore"):  # 0/0 handled as in MATLAB
+                out = _decide(
+                    cells.sum(axis=1, dtype=np.float64).transpose(2, 0, 1),
+                    squares.sum(axis=1, dtype=np.float64).transpose(2, 0, 1),
+                    edges,
+                    seg,
+                )
+            done = slice(top // bs, top // bs + n)
+            variance[i, done], min_std[i, done], noisy[i, done] = out
 
-    jobs = [(i, top) for i in range(b) for top in range(0, hp, rows)]
-    with ThreadPoolExecutor(2) as pool:
-        list(pool.map(band, jobs))
+        with ThreadPoolExecutor(2) as pool:
+            list(pool.map(band, range(0, hp, rows)))
     return torch.from_numpy(variance), torch.from_numpy(min_std), torch.from_numpy(noisy)
 
 
-class _BandBuffers:
-    """One thread's working arrays for a band of ``rows`` rows (with the filter's halo)."""
-
-    def __init__(self, rows: int, width: int, dtype: np.dtype, exact: bool) -> None:
-        moments = np.float64 if exact else np.float32
-        levels = dtype if exact else np.float32  # OpenCV filters float64 only to float64
-        self.levels = np.empty((rows, width), levels)
-        self.squares = np.empty((rows, width), levels)
-        self.mu = np.empty((rows, width), moments)
-        self.e2 = np.empty((rows, width), moments)
-        self.scratch = np.empty((rows, width), moments)
-
-
-def _mscn_from_moments(
-    levels: np.ndarray, mu: np.ndarray, e2: np.ndarray, scratch: np.ndarray
-) -> np.ndarray:
-    """``(I - mu) / (sqrt(|E[I^2] - mu^2|) + 1)``, into ``mu``'s buffer."""
-    np.multiply(mu, mu, out=scratch)
-    sigma = cv2.absdiff(e2, scratch, dst=e2)
-    np.sqrt(sigma, out=sigma)
-    sigma += _C
-    np.subtract(levels, mu, out=mu)
-    return np.divide(mu, sigma, out=mu)
-
-
-def _analyse_torch(
-    gray: torch.Tensor, bs: int, seg: int, quantize: bool, dtype: torch.dtype
-) -> _Decisions:
-    """:func:`_decide` on every block with torch on any device, the whole image at once."""
-    levels = _levels(gray.to(dtype, copy=True), quantize)[:, None]
-    g = torch.from_numpy(_gaussian()).to(levels)
-    r = _RADIUS
-    maps = F.pad(torch.cat([levels, levels * levels], dim=1), (r, r, r, r), mode="replicate")
-    maps = F.conv2d(maps, g.view(1, 1, -1, 1).expand(2, 1, -1, 1), groups=2)
-    maps = F.conv2d(maps, g.view(1, 1, 1, -1).expand(2, 1, 1, -1), groups=2)
-    mu, e2 = maps[:, 0], maps[:, 1]
-    sigma = e2.addcmul_(mu, mu, value=-1.0).abs_().sqrt_().add_(_C)
-    mscn = mu.neg_().add_(levels[:, 0]).div_(sigma)
-    b, hp, wp = mscn.shape
-    cells = mscn.view(b, hp // bs, bs, wp // bs, bs)  # [B, block row, row, block col, col]
-    # Rows of the blocks are [B, hb, wb, bs], columns [B, hb, bs, wb]: all to [bs, B, hb, wb].
-    sides = (cells[:, :, 0], cells[..., -1], cells[:, :, -1], cells[..., 0])
-    edges = torch.stack(
-        [s.permute((2, 0, 1, 3) if e % 2 else (3, 0, 1, 2)) for e, s in enumerate(sides)], dim=1
-    )
-    stat = torch.float32 if mscn.device.type == "mps" else torch.float64  # as the CPU path
-    return _decide(
-        cells.sum(dim=2, dtype=stat).permute(3, 0, 1, 2),
-        cells.square().sum(dim=2, dtype=stat).permute(3, 0, 1, 2),
-        edges.to(stat),
-        seg,
-        torch,
-    )
-
-
-def _decide(col_sum, col_sq, edges, seg: int, xp) -> _Decisions:
+def _decide(col_sum, col_sq, edges, seg: int) -> tuple[np.ndarray, ...]:
     """Per block: MSCN variance, smallest edge-segment std and the noise flag.
 
     ``col_sum``/``col_sq``: ``[bs, ...]`` sums of each block column's samples and squares;
-    ``edges``: ``[bs, 4, ...]`` top row, right column, bottom row, left column. ``xp`` is
-    numpy or torch: the same arithmetic serves both back ends.
+    ``edges``: ``[bs, 4, ...]`` top row, right column, bottom row, left column.
     """
     bs = col_sum.shape[0]
     n = bs * bs
@@ -315,10 +228,10 @@ def _decide(col_sum, col_sq, edges, seg: int, xp) -> _Decisions:
     surround = _sample_var(
         total - col_sum[c] - col_sum[c + 2], total_sq - col_sq[c] - col_sq[c + 2], n - 2 * bs
     )
-    ratio = xp.sqrt(centre) / xp.sqrt(surround)
-    ratio = xp.where(xp.isnan(ratio), 0.0, ratio)  # MATLAB: NaN (0/0) -> 0
-    sigma = xp.sqrt(variance)
-    beta = xp.abs(sigma - ratio) / xp.maximum(sigma, ratio)
+    ratio = np.sqrt(centre) / np.sqrt(surround)
+    ratio = np.where(np.isnan(ratio), 0.0, ratio)  # MATLAB: NaN (0/0) -> 0
+    sigma = np.sqrt(variance)
+    beta = np.abs(sigma - ratio) / np.maximum(sigma, ratio)
     noisy = sigma > 2.0 * beta
     # Runs of seg contiguous edge samples: sums of seg shifted slices (float64, exact enough
     # that the one-pass variance agrees with MATLAB's two-pass std to ~1e-15 of the run's
@@ -330,7 +243,7 @@ def _decide(col_sum, col_sq, edges, seg: int, xp) -> _Decisions:
         run_sum += edges[k : k + count]
         run_sq += edges[k : k + count] ** 2
     run_var = _sample_var(run_sum, run_sq, seg)
-    min_std = xp.sqrt(xp.amin(run_var, (0, 1)))  # min of the stds = sqrt(min variance)
+    min_std = np.sqrt(np.amin(run_var, (0, 1)))  # min of the stds = sqrt(min variance)
     return variance, min_std, noisy
 
 
