@@ -4,6 +4,10 @@ paths (PSNR's squared errors, SSIM's moments: 256 rows a band) cross band bounda
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import cv2
 import pytest
 import torch
@@ -73,3 +77,37 @@ def test_flat_areas_give_the_same_bits_on_every_simd_path_and_thread_count(name,
         torch.set_num_threads(threads)
     batch = metric(torch.cat([x.flip(-1), x]))
     assert torch.equal(batch[1:], whole)
+
+
+_SCORES = """
+import sys, torch, iqa4k
+from tests.conftest import posterised
+x = posterised()
+print(*(iqa4k.create_metric(n)(x).item().hex() for n in sys.argv[1:]))
+"""
+
+
+@pytest.mark.slow
+def test_nss_scores_ignore_numpy_simd_targets_and_blas_kernels():
+    # NumPy's reductions and OpenBLAS's kernels are chosen by CPU at start-up: a second
+    # interpreter with NumPy's SIMD targets disabled and OpenBLAS on its oldest x86 kernel
+    # must print the same bits (np.exp, np.dot and LAPACK's SVD did not).
+    names = ["niqe", "brisque", "piqe"]
+    here = [iqa4k.create_metric(n)(posterised()).item().hex() for n in names]
+    env = dict(os.environ, OPENBLAS_CORETYPE="Nehalem")
+    try:
+        from numpy._core._multiarray_umath import __cpu_dispatch__
+    except ImportError:
+        __cpu_dispatch__ = []
+    if __cpu_dispatch__:
+        env["NPY_DISABLE_CPU_FEATURES"] = " ".join(__cpu_dispatch__)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = subprocess.run(
+        [sys.executable, "-c", _SCORES, *names],
+        env=env,
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert out.stdout.split() == here

@@ -284,14 +284,33 @@ def test_niqe_matches_live_release_on_calibration_pairs(name):
         assert ours == pytest.approx(official, rel=1e-12)
 
 
+def _official_flat(metric: str) -> float:
+    path = fixture_path("calibration_flat", "reference_scores.csv")
+    with open(path, newline="") as f:
+        return float(next(r for r in csv.reader(f) if r[0] == metric)[1])
+
+
+def test_flat_areas_reproduce_matlab_on_calibration_flat():
+    # 4,056 pixels of this posterised image (scale 1) have a flat 7x7 neighbourhood: MSCN 0 in
+    # exact arithmetic, and MATLAB's imfilter rounding (one FMA per tap, columns first) makes
+    # 2,704 of them negative and the rest exactly 0. With that rounding reproduced, NIQE is
+    # 3.18403333858298 (-1.3e-13 relative; the rest is the 36x36 algebra's rounding) and
+    # BRISQUE 5.3582691 (published with 6 digits). OpenCV's filter gave 3.1847 / 5.3151 with
+    # AVX2 and 3.2043 / 5.3392 without.
+    x = load_rgb(fixture_path("calibration_flat", "dist", "I08.bmp"), torch.float64)
+    assert niqe(x).item() == pytest.approx(_official_flat("niqe"), rel=1e-12)
+    assert brisque(x).item() == pytest.approx(_official_flat("brisque"), abs=5e-6)
+
+
 @pytest.mark.parametrize(("module", "metric"), [(niqe_mod, "niqe"), (brisque_mod, "brisque")])
 def test_i03_residual_comes_from_signs_of_rounding_noise(monkeypatch, module, metric):
-    # I03 (NIQE 15.74831 vs 15.75363, -3.4e-4; BRISQUE 94.64474 vs 94.6421, 2.8e-5) is a
+    # I03 (NIQE 15.74375 vs 15.75363, -6.3e-4; BRISQUE 94.64284 vs 94.6421, 7.9e-6) is a
     # strongly blurred image with ~3000 pixels whose 7x7 neighbourhood is constant: their MSCN
-    # is 0 in exact arithmetic, and each implementation's rounding makes it +-1e-14 or 0. The
-    # AGGD fits count every negative / positive sample, so those signs move the score. Forcing
-    # all of them to one sign or the other brackets MATLAB's value: the residual is this
-    # rounding noise, not a formula.
+    # is 0 in exact arithmetic, and rounding makes it +-1e-14 or 0. The AGGD fits count every
+    # negative / positive sample, so those signs move the score. Unlike calibration_flat,
+    # MATLAB's signs here are not those of its filter's rounding as we reproduce it (they
+    # seem to depend on the position). Forcing all of them to one sign or the other brackets
+    # MATLAB's value: the residual is this rounding noise, not a formula.
     official = _official(metric)["I03"]
     x = _calibration("I03")
     scores = {}
@@ -323,7 +342,7 @@ def test_brisque_matches_live_release_on_calibration_pairs(name):
     official = _official("brisque")[name]
     ours = brisque(_calibration(name)).item()
     if name == "I03":
-        # 94.64474 vs 94.6421 (2.8e-5): the same flat-region rounding noise as NIQE's I03.
+        # 94.64284 vs 94.6421 (7.9e-6): the same flat-region rounding noise as NIQE's I03.
         assert ours == pytest.approx(official, rel=REL)
     else:
         # -0.107618 is too close to 0 for a relative bar. The release prints the score with
@@ -341,8 +360,8 @@ def test_brisque_matches_published_matlab_values(name, official):
     x = load_rgb(fixture_path("matlab_pairs", name), torch.float64)
     assert brisque(x).item() == pytest.approx(official, rel=REL)
     # These full-precision values were made with unrounded features (then svm-scale's %g):
-    # with feature_rounding=False we reproduce them to 1e-12.
-    assert brisque(x, feature_rounding=False).item() == pytest.approx(official, rel=1e-10)
+    # with feature_rounding=False and LIBSVM's order of summation we reproduce every digit.
+    assert brisque(x, feature_rounding=False).item() == pytest.approx(official, rel=1e-14)
 
 
 # --------------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ as published, -0.107169 without).
 from __future__ import annotations
 
 import functools
+import math
 from importlib import resources
 
 import numpy as np
@@ -85,9 +86,13 @@ def svr_score(features: np.ndarray, feature_rounding: bool = True) -> float:
     scaled = lower + (upper - lower) * (features - lo) / (hi - lo)
     scaled = np.where(features == lo, lower, np.where(features == hi, upper, scaled))
     scaled = _text_round_trip(scaled, "%g")
-    # LIBSVM's RBF kernel sums the squared differences directly.
-    kernel = np.exp(-m["gamma"] * ((m["sv"] - scaled) ** 2).sum(axis=1))
-    return float(m["coef"] @ kernel - m["rho"])
+    # LIBSVM's order: the squared differences summed feature by feature, then the weighted
+    # kernels vector by vector (cumsum adds in order; np.dot's BLAS kernel, and np.exp's
+    # SIMD code, would follow the CPU). math.exp is the C library's, as LIBSVM's.
+    distances = np.cumsum((m["sv"] - scaled) ** 2, axis=1)[:, -1]
+    gamma = float(m["gamma"])
+    kernel = np.array([math.exp(-gamma * d) for d in distances.tolist()])
+    return float(np.cumsum(m["coef"] * kernel)[-1] - m["rho"])
 
 
 def brisque(

@@ -82,12 +82,47 @@ def _pinv(a: np.ndarray) -> np.ndarray:
     return (vt[keep].T / s[keep]) @ u[:, keep].T
 
 
+def _cholesky_quad(a: np.ndarray, v: np.ndarray) -> float | None:
+    """``v' inv(a) v`` by a Cholesky factorisation in NumPy element-wise arithmetic, or
+    None when ``a`` is not numerically positive definite.
+
+    BLAS and LAPACK pick their kernels by CPU, and with them the last bits of an SVD; these
+    loops add in an order fixed by the size alone.
+    """
+    n = len(v)
+    low = np.zeros_like(a)
+    for j in range(n):
+        pivot = a[j, j] - np.sum(low[j, :j] * low[j, :j])
+        if not pivot > 0:
+            return None
+        low[j, j] = np.sqrt(pivot)
+        dots = np.sum(low[j + 1 :, :j] * low[j, :j], axis=1)
+        low[j + 1 :, j] = (a[j + 1 :, j] - dots) / low[j, j]
+    y = np.zeros(n)
+    for i in range(n):
+        y[i] = (v[i] - np.sum(low[i, :i] * y[:i])) / low[i, i]
+    return float(np.sum(y * y))
+
+
+def _covariance(centred: np.ndarray) -> np.ndarray:
+    """``centred' * centred``, the rows added in order, a slab at a time (no BLAS)."""
+    out = np.zeros((centred.shape[1],) * 2)
+    for top in range(0, len(centred), 256):
+        c = centred[top : top + 256]
+        out += (c[:, :, None] * c[:, None, :]).sum(axis=0)
+    return out
+
+
 def mvg_distance(feats: np.ndarray, mu_p: np.ndarray, cov_p: np.ndarray) -> float:
     """NIQE's distance between the Gaussian fitted to ``feats`` ``[n, 36]`` and the model.
 
     As MATLAB: ``nanmean`` skips NaN entries column by column; ``nancov`` uses only the rows
     without NaN (normalised by n - 1, or by 1 when a single row remains); a NaN anywhere
-    after that gives a NaN score.
+    after that gives a NaN score. ``cov_d`` is positive semi-definite, so the smallest
+    singular value of ``a = (cov_p + cov_d) / 2`` is at least half that of ``cov_p``, and the
+    largest at most its trace: when that floor is far above MATLAB's ``pinv`` tolerance,
+    ``pinv(a)`` is ``inv(a)`` and the quadratic form is taken by Cholesky (the same bits on
+    every machine); otherwise by ``pinv`` (LAPACK's SVD).
     """
     finite = ~np.isnan(feats)
     complete = feats[finite.all(axis=1)]
@@ -95,9 +130,16 @@ def mvg_distance(feats: np.ndarray, mu_p: np.ndarray, cov_p: np.ndarray) -> floa
         return float("nan")
     mu_d = np.where(finite, feats, 0).sum(axis=0) / finite.sum(axis=0)
     centred = complete - complete.mean(axis=0)
-    cov_d = centred.T @ centred / max(len(complete) - 1, 1)
+    cov_d = _covariance(centred) / max(len(complete) - 1, 1)
     diff = mu_p - mu_d
-    quad = diff @ _pinv((cov_p + cov_d) / 2) @ diff
+    a = (cov_p + cov_d) / 2
+    quad = None
+    if np.all(np.isfinite(a)):
+        floor = np.linalg.svd(cov_p, compute_uv=False)[-1] / 2
+        if max(a.shape) * np.spacing(np.trace(a)) < floor / 4:
+            quad = _cholesky_quad(a, diff)
+    if quad is None:
+        quad = diff @ _pinv(a) @ diff
     return float(np.sqrt(max(quad, 0.0)))
 
 
