@@ -42,7 +42,7 @@ import torch.nn.functional as F
 
 from ..color import to_channels
 from ..errors import InputError, OptionError
-from .mscn_filter import mscn_rows
+from .mscn_filter import RADIUS, mscn_rows
 from .prepare import shave
 
 _C = 1.0  # MATLAB's stabilising constant, in the MSCN denominator and in the pooling
@@ -180,13 +180,21 @@ def _analyse(
     noisy = np.empty((b, hb, wb), dtype=bool)
     exact = dtype == torch.float64
     rows = _BAND_BLOCKS * bs
+    levels_type = np.float64 if exact else np.float32
     for i in range(b):
-        levels = _levels(gray[i].numpy().astype(np.float64 if exact else np.float32), quantize)
-        peak = float(np.abs(levels).max())
+        plane = gray[i].numpy()
+        # The largest |level| of the whole image (levels are monotonic in gray), so that the
+        # pixels mscn_rows redoes do not depend on the bands.
+        ends = _levels(np.array([plane.min(), plane.max()], levels_type), quantize)
+        peak = float(np.abs(ends).max())
 
-        def band(top: int, i=i, levels=levels, peak=peak) -> None:
+        def band(top: int, i=i, plane=plane, peak=peak) -> None:
             bottom = min(top + rows, hp)
-            mscn = mscn_rows(levels, top, bottom, "replicate", peak, exact)
+            # Levels of the band and its filter halo only (no image-sized copy); within the
+            # image the halo rows are real, at its top and bottom mscn_rows replicates.
+            lo, hi = max(0, top - RADIUS), min(hp, bottom + RADIUS)
+            levels = _levels(plane[lo:hi].astype(levels_type), quantize)
+            mscn = mscn_rows(levels, top - lo, bottom - lo, "replicate", peak, exact)
             n = (bottom - top) // bs
             cells = mscn.reshape(n, bs, wb, bs)  # [block row, row, block column, column]
             squares = np.square(mscn).reshape(n, bs, wb, bs)
