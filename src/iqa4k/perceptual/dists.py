@@ -43,7 +43,9 @@ class DISTS(nn.Module):
         super().__init__()
         self.backbone = Backbone("vgg", l2_pool=True)
         self.taps = [Reach(1, 0, 0), *reaches(self.backbone.slices)]
-        alpha, beta = (torch.from_numpy(w.copy()) for w in _alpha_beta())
+        # normalised in float64, so that identical images score 0 to 1e-16 (the reference
+        # divides in float32: 7e-8)
+        alpha, beta = (torch.from_numpy(w.astype(np.float64)) for w in _alpha_beta())
         total = alpha.sum() + beta.sum()
         self.register_buffer("alpha", alpha.flatten() / total)
         self.register_buffer("beta", beta.flatten() / total)
