@@ -146,8 +146,8 @@ def mscn(image: np.ndarray, padding: str) -> np.ndarray:
     image = np.ascontiguousarray(image, dtype=np.float64)
     h, w = image.shape
     out = np.empty_like(image)
-    peak = float(np.abs(image).max()) if image.size else 0.0
-    rows = max(16, CHUNK // w)  # measured fastest at 4K; the band's temporaries fit in cache
+    peak = max(float(image.max()), -float(image.min())) if image.size else 0.0  # no copy
+    rows = max(32, CHUNK // w)  # 32 rows at 4K: measured fastest on two threads
 
     def band(top: int) -> None:
         bottom = min(h, top + rows)
