@@ -89,12 +89,13 @@ print(*(iqa4k.create_metric(n)(x).item().hex() for n in sys.argv[1:]))
 
 @pytest.mark.slow
 def test_nss_scores_ignore_numpy_simd_targets_and_blas_kernels():
-    # NumPy's reductions and OpenBLAS's kernels are chosen by CPU at start-up: a second
-    # interpreter with NumPy's SIMD targets disabled and OpenBLAS on its oldest x86 kernel
-    # must print the same bits (np.exp, np.dot and LAPACK's SVD did not).
+    # NumPy's, OpenBLAS's and torch's kernels are chosen by CPU at start-up: a second
+    # interpreter with NumPy's SIMD targets disabled, OpenBLAS on its oldest x86 kernel and
+    # torch on its non-vectorised one must print the same bits (np.exp, np.dot and LAPACK's
+    # SVD did not).
     names = ["niqe", "brisque", "piqe"]
     here = [iqa4k.create_metric(n)(posterised()).item().hex() for n in names]
-    env = dict(os.environ, OPENBLAS_CORETYPE="Nehalem")
+    env = dict(os.environ, OPENBLAS_CORETYPE="Nehalem", ATEN_CPU_CAPABILITY="default")
     try:
         from numpy._core._multiarray_umath import __cpu_dispatch__
     except ImportError:

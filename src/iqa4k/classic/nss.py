@@ -273,9 +273,9 @@ def luma_255(
     bands of rows: no float64 copy of the RGB batch, and no small-tensor torch overhead.
     With ``quantize`` the values are the integers of MATLAB's ``uint8`` result.
     """
-    if color_space not in _LUMA:
-        raise ValueError(f"color_space must be one of {tuple(_LUMA)}, got {color_space!r}")
-    weights, offset = _LUMA[color_space]
+    if color_space not in LUMA_WEIGHTS:
+        raise ValueError(f"color_space must be one of {tuple(LUMA_WEIGHTS)}, got {color_space!r}")
+    weights, offset = LUMA_WEIGHTS[color_space]
     x = x.detach().cpu()
     if x.dtype not in (torch.float32, torch.float64):
         x = x.float()  # half precision has no NumPy twin
@@ -287,26 +287,38 @@ def luma_255(
         out = np.empty((h, w))
 
         def band(top: int, img=img, out=out) -> None:
-            rgb = img[:, top : top + rows].astype(np.float64)
-            luma = out[top : top + rows]
-            np.multiply(rgb[0], weights[0], out=luma)
-            luma += rgb[1] * weights[1]
-            luma += rgb[2] * weights[2]
-            if offset:
-                luma += offset
-            if quantize:  # MATLAB's uint8: round half away from zero (values >= 0), saturate
-                luma += 0.5
-                np.floor(luma, out=luma)
-                np.minimum(luma, 255.0, out=luma)
-                np.maximum(luma, 0.0, out=luma)
+            luma_rows(img[:, top : top + rows], color_space, quantize, out[top : top + rows])
 
         parallel_map(band, range(0, h, rows))
         planes.append(out)
     return planes
 
 
+def luma_rows(
+    rgb: np.ndarray, color_space: str, quantize: bool, out: np.ndarray | None = None
+) -> np.ndarray:
+    """:func:`luma_255` of a ``[3, rows, W]`` slice of one image -> ``[rows, W]`` float64.
+
+    One IEEE multiply and add per channel (NumPy never fuses them; torch's ``add`` with
+    ``alpha`` does on FMA CPUs), so the bits do not depend on the CPU.
+    """
+    weights, offset = LUMA_WEIGHTS[color_space]
+    rgb = rgb.astype(np.float64, copy=False)
+    luma = np.multiply(rgb[0], weights[0], out=out)
+    luma += rgb[1] * weights[1]
+    luma += rgb[2] * weights[2]
+    if offset:
+        luma += offset
+    if quantize:  # MATLAB's uint8: round half away from zero (values >= 0), saturate
+        luma += 0.5
+        np.floor(luma, out=luma)
+        np.minimum(luma, 255.0, out=luma)
+        np.maximum(luma, 0.0, out=luma)
+    return luma
+
+
 # Weights on [0,1] RGB giving [0,255] luma, and offset, as iqa4k.color applies them.
-_LUMA = {
+LUMA_WEIGHTS = {
     "gray": (tuple(255.0 * c for c in RGB2GRAY), 0.0),
     "y": (RGB2Y_BT601, Y_OFFSET),
 }

@@ -38,11 +38,10 @@ from typing import NamedTuple
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from ..color import to_channels
 from ..errors import InputError, OptionError
 from .mscn_filter import RADIUS, mscn_rows
+from .nss import LUMA_WEIGHTS, luma_rows
 from .prepare import shave
 
 _C = 1.0  # MATLAB's stabilising constant, in the MSCN denominator and in the pooling
@@ -103,14 +102,10 @@ def piqe(
         )
     if x.dtype not in (torch.float32, torch.float64):
         x = x.float()  # half precision would move the gray levels
-    gray = x if x.shape[1] == 1 else to_channels(x, color_space, quantize)
-    pad_h, pad_w = -h % block_size, -w % block_size
-    if pad_h or pad_w:  # padarray(I, [pad_h pad_w], 'replicate', 'post')
-        gray = F.pad(gray, (0, pad_w, 0, pad_h), mode="replicate")
-    # On the CPU whatever the device: the MSCN map's rounding decides flat blocks, and only
-    # this path rounds as MATLAB does, with the same bits on every machine.
+    # On the CPU whatever the device, in NumPy: the same bits on every machine, and MATLAB's
+    # rounding where the MSCN map's flat areas are concerned.
     variance, min_segment_std, noisy = _analyse(
-        gray[:, 0].cpu(), block_size, segment_length, quantize, _PRECISIONS[precision]
+        x.cpu().numpy(), block_size, segment_length, color_space, quantize, precision
     )
 
     active = variance > activity_threshold
@@ -148,52 +143,60 @@ def _check_options(color_space: str, block_size: int, segment_length: int, preci
         )
 
 
-def _levels(gray: np.ndarray, quantize: bool) -> np.ndarray:
-    """Gray in [0,1] -> MATLAB's ``round(255 * gray)``, in place.
+def _levels(
+    image: np.ndarray, rows: np.ndarray, width: int, color_space: str, quantize: bool
+) -> np.ndarray:
+    """MATLAB's ``round(255 * rgb2gray(I))`` for ``rows`` of a ``[C, H, W]`` image, padded
+    (``'replicate'``, ``'post'``) to ``width`` columns: float64 levels 0..255.
 
     MATLAB rounds for every input class, so ``quantize=True`` is MATLAB. No offset is
     removed: MSCN is shift invariant only in exact arithmetic, and MATLAB's rounding noise
     in flat areas is that of the levels 0..255.
     """
-    gray *= 255.0
-    if quantize:  # half away from zero, as v >= 0
-        gray += 0.5
-        np.floor(gray, out=gray)
-    return gray
+    if image.shape[0] == 3:
+        levels = luma_rows(image[:, rows], color_space, quantize)
+    else:
+        levels = image[0, rows].astype(np.float64) * 255.0
+        if quantize:  # half away from zero, as v >= 0
+            levels += 0.5
+            np.floor(levels, out=levels)
+    pad = width - levels.shape[1]
+    return np.pad(levels, ((0, 0), (0, pad)), mode="edge") if pad else levels
 
 
 _Decisions = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 
 
 def _analyse(
-    gray: torch.Tensor, bs: int, seg: int, quantize: bool, dtype: torch.dtype
+    x: np.ndarray, bs: int, seg: int, color_space: str, quantize: bool, precision: str
 ) -> _Decisions:
-    """:func:`_decide` on every block of ``[B, hp, wp]`` gray images (CPU), band by band.
+    """:func:`_decide` on every block of ``[B, C, H, W]`` images, band by band.
 
-    The MSCN map of each band of ``_BAND_BLOCKS`` block rows comes from
-    :func:`~iqa4k.classic.mscn_filter.mscn_rows` (exactly the whole image's values), two
-    bands at a time; every intermediate stays in cache.
+    The image is padded to whole blocks on the fly; each band of ``_BAND_BLOCKS`` block rows
+    gets its gray levels and the filter's 3 halo rows (no image-sized copy), then its MSCN
+    map from :func:`~iqa4k.classic.mscn_filter.mscn_rows` (exactly the whole image's
+    values). Two bands at a time; every intermediate stays in cache.
     """
-    b, hp, wp = gray.shape
+    b, _, h, w = x.shape
+    hp, wp = -(-h // bs) * bs, -(-w // bs) * bs
     hb, wb = hp // bs, wp // bs
     variance, min_std = np.empty((b, hb, wb)), np.empty((b, hb, wb))
     noisy = np.empty((b, hb, wb), dtype=bool)
-    exact = dtype == torch.float64
+    exact = precision == "float64"
     rows = _BAND_BLOCKS * bs
-    levels_type = np.float64 if exact else np.float32
+    # A bound on every |level| (+1 for the rounding), the same for every band, so that
+    # mscn_rows redoes the same pixels whatever the banding.
+    weights, offset = ((255.0,), 0.0) if x.shape[1] == 1 else LUMA_WEIGHTS[color_space]
+    peak = max(float(x.max()), -float(x.min())) * sum(map(abs, weights)) + abs(offset) + 1.0
     for i in range(b):
-        plane = gray[i].numpy()
-        # The largest |level| of the whole image (levels are monotonic in gray), so that the
-        # pixels mscn_rows redoes do not depend on the bands.
-        ends = _levels(np.array([plane.min(), plane.max()], levels_type), quantize)
-        peak = float(np.abs(ends).max())
 
-        def band(top: int, i=i, plane=plane, peak=peak) -> None:
+        def band(top: int, i=i) -> None:
             bottom = min(top + rows, hp)
-            # Levels of the band and its filter halo only (no image-sized copy); within the
-            # image the halo rows are real, at its top and bottom mscn_rows replicates.
             lo, hi = max(0, top - RADIUS), min(hp, bottom + RADIUS)
-            levels = _levels(plane[lo:hi].astype(levels_type), quantize)
+            source = np.minimum(np.arange(lo, hi), h - 1)  # padarray 'replicate', 'post'
+            levels = _levels(x[i], source, wp, color_space, quantize)
+            if not exact:
+                levels = levels.astype(np.float32)
             mscn = mscn_rows(levels, top - lo, bottom - lo, "replicate", peak, exact)
             n = (bottom - top) // bs
             cells = mscn.reshape(n, bs, wb, bs)  # [block row, row, block column, column]
