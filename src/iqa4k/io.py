@@ -23,6 +23,7 @@ import torch
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from .errors import ImageReadError, InputError, OptionError
+from .layout import memory_order
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
@@ -448,7 +449,7 @@ def _check_range(x: torch.Tensor) -> torch.Tensor:
     """Refuse empty, NaN/Inf and out-of-[0,1] data; clamp rounding noise of up to 1e-6."""
     if x.numel() == 0:
         raise InputError(f"empty image of shape {tuple(x.shape)}")
-    lo, hi = torch.aminmax(x.detach())
+    lo, hi = torch.aminmax(memory_order(x.detach()))  # any layout, one pass
     lo, hi = torch.stack([lo, hi]).tolist()  # one device sync
     if not (math.isfinite(lo) and math.isfinite(hi)):  # NaN and Inf propagate to min/max
         n_nan, n_inf = int(torch.isnan(x).sum()), int(torch.isinf(x).sum())

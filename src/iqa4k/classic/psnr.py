@@ -7,6 +7,7 @@ import math
 import cv2
 import torch
 
+from ..layout import planar_rows
 from .backend import cpu_inference
 from .prepare import prepare_pair
 
@@ -34,18 +35,19 @@ def psnr(
     return torch.where(zero, torch.full_like(value, math.inf), value).to(x.dtype)
 
 
-_BAND_ROWS = 256
+_BAND_ROWS = 16  # a band of a 4K channels-last image de-interleaved (0.7 MB) stays in cache
 
 
 def _sse(a: torch.Tensor, b: torch.Tensor) -> float:
-    """Sum of squared differences of two ``[C,H,W]`` images, a band of rows of one channel at
-    a time: bands are copied to one layout, so memory stays at one band whatever the inputs'
-    layout (decoded files are channels-last views) and the sum is the same for every layout."""
+    """Sum of squared differences of two ``[C,H,W]`` images: one ``cv2.norm`` per channel and
+    band of rows, added channel by channel, so the sum is the same for every memory layout."""
+    partial: list[list[float]] = [[] for _ in range(a.shape[0])]
+    for (_, planes_a), (_, planes_b) in zip(
+        planar_rows(a, _BAND_ROWS), planar_rows(b, _BAND_ROWS), strict=True
+    ):
+        for c, (pa, pb) in enumerate(zip(planes_a, planes_b, strict=True)):
+            partial[c].append(cv2.norm(pa, pb, cv2.NORM_L2SQR))
     total = 0.0
-    for c in range(a.shape[0]):
-        for top in range(0, a.shape[1], _BAND_ROWS):
-            rows = slice(top, top + _BAND_ROWS)
-            band_a = a[c, rows].detach().contiguous().numpy()
-            band_b = b[c, rows].detach().contiguous().numpy()
-            total += cv2.norm(band_a, band_b, cv2.NORM_L2SQR)
+    for value in (v for channel in partial for v in channel):
+        total += value
     return total
