@@ -165,7 +165,8 @@ def mscn_rows(
     mu, second = _plain_filter(x), _plain_filter(sq)
     centre = x[RADIUS:-RADIUS, RADIUS:-RADIUS]
     diff = centre - mu
-    near = np.abs(diff) <= _NEAR_ZERO * peak if exact else None
+    # An infinite peak (inf in the image) would select every pixel for nothing but NaNs.
+    near = np.abs(diff) <= _NEAR_ZERO * peak if exact and np.isfinite(peak) else None
     out = _mscn(diff, mu, second)
     if near is None or not near.any():
         return out
