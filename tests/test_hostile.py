@@ -295,3 +295,32 @@ def test_json_lines_resume_rescores_a_cut_line(tmp_path):
     # a JSON-lines file is as good as a CSV to `iqa4k report` (and `evaluate`)
     assert main(["report", str(out), "-o", str(tmp_path / "r.html")]) == 0
     assert (tmp_path / "r.html").read_text().count("data:image/jpeg") == 2 * 4
+
+
+def test_parquet_is_written_whole_at_the_end_and_resumes_from_its_staged_rows(tmp_path):
+    pq = pytest.importorskip("pyarrow.parquet")
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i in range(3):
+        _image(folder / f"{i}.png", i)
+    _image(folder / "3.png", 3, size=(20, 20))  # too small for NIQE: an error row
+    out = tmp_path / "s.parquet"
+    score_files(folder, "piqe,niqe", out, progress=False)
+    table = pq.read_table(out)
+    assert table.column_names == ["image", "ref", "piqe", "niqe", "error"]
+    assert str(table.schema.field("niqe").type) == "double"
+    docs = table.to_pylist()
+    assert [d["niqe"] is None for d in docs] == [False, False, False, True] and docs[3]["error"]
+    staged = out.with_name("s.parquet.partial.jsonl")
+    assert not staged.exists()
+    # a run killed after two rows, one cut short: its staged rows are what --resume continues
+    lines = [json.dumps(d) for d in docs[:2]]
+    staged.write_text(lines[0] + "\n" + lines[1][:15])
+    out.unlink()
+    run = score_files(folder, "piqe,niqe", out, resume=True, progress=False)
+    assert run.resumed == 1 and pq.read_table(out).to_pylist() == docs
+    # the same rows as the CSV, to evaluate and report
+    assert main(["report", str(out), "-o", str(tmp_path / "r.html")]) == 0
+    with pytest.raises(OptionError, match="exists"):
+        score_files(folder, "piqe", out, progress=False)
+    assert main(["score", str(folder), "-m", "piqe", "--format", "parquet"]) == 2

@@ -395,10 +395,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-m", "--metrics", required=True, help="comma-separated metric names")
     s.add_argument("--ref", help="reference file or folder (paired by file name; FR metrics)")
     s.add_argument(
-        "-o", "--output", default="-", help="output file, .csv or .jsonl (default -: stdout)"
+        "-o",
+        "--output",
+        default="-",
+        help="output file, .csv, .jsonl or .parquet (default -: stdout)",
     )
     s.add_argument(
-        "--format", choices=FORMATS, help="csv or jsonl (default: from the file name; csv)"
+        "--format", choices=FORMATS, help="csv, jsonl or parquet (default: from the file name; csv)"
     )
     s.add_argument("--device", help="torch device, e.g. cpu or cuda:0")
     s.add_argument(

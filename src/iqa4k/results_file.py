@@ -1,9 +1,13 @@
-"""The file a scoring run writes: CSV (the default) or JSON lines (``.jsonl``), or standard
-output; its columns, the rows kept by ``resume``, and the lock that keeps a second writer out.
+"""The file a scoring run writes: CSV (the default), JSON lines (``.jsonl``) or Parquet
+(``.parquet``), or standard output; its columns, the rows kept by ``resume``, and the lock that
+keeps a second writer out.
 
 A row counts as finished only when it was written whole (a line cut by a kill is scored
 again), has every metric's number and no error. A JSON-lines file has one object per image
-with every column (null: no score), and no header line.
+with every column (null: no score), and no header line. A Parquet file cannot be appended to
+row by row, so its rows go to ``<name>.partial.jsonl`` beside it as they are scored (that is
+what ``resume`` continues) and become the Parquet file, written whole and renamed into place,
+when the run ends; metric columns are float64 (null: no score), the others strings.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ __all__ = [
 
 # Fixed columns; one column per metric goes between REF and ERROR.
 IMAGE, REF, ERROR = "image", "ref", "error"
-FORMATS = ("csv", "jsonl")
+FORMATS = ("csv", "jsonl", "parquet")
 
 # File names are bytes on POSIX: one that is not UTF-8 is kept as such in the file (Python's
 # surrogate escapes), so it is written, read back and resumed like any other.
@@ -60,25 +64,37 @@ def read_csv(path: Path, sniff: bool = False) -> tuple[list[str], list[dict[str,
 
 
 def read_scores(path: Path) -> tuple[list[str], list[Row]]:
-    """Header and rows of a scoring run's file, CSV or JSON lines (by its suffix)."""
+    """Header and rows of a scoring run's file, CSV, JSON lines or Parquet (by its suffix)."""
     results = ResultsFile(path)
     if results.format == "csv":
         return read_csv(path)
+    if results.format == "parquet":
+        return _read_parquet(path)
     return results.read_back()
 
 
 class ResultsFile:
-    """Where a run's rows go: ``out`` (CSV, or JSON lines for ``.jsonl``/``.ndjson`` or
-    ``fmt="jsonl"``), or standard output when ``out`` is ``"-"``."""
+    """Where a run's rows go: ``out`` (CSV, or JSON lines for ``.jsonl``/``.ndjson``, Parquet
+    for ``.parquet``, or as ``fmt`` says), or standard output when ``out`` is ``"-"``."""
 
     def __init__(self, out: str | Path, fmt: str | None = None) -> None:
         self.stdout = str(out) == "-"
         self.path = Path(out)
         if fmt is None:
-            fmt = "jsonl" if self.path.suffix.lower() in (".jsonl", ".ndjson") else "csv"
+            fmt = _SUFFIXES.get(self.path.suffix.lower(), "csv")
         if fmt not in FORMATS:
             raise OptionError(f"the output format is one of {', '.join(FORMATS)}, got {fmt!r}")
+        if fmt == "parquet":
+            if self.stdout:
+                raise OptionError("Parquet output needs a file (-o FILE.parquet)")
+            _pyarrow()
         self.format = fmt
+        # the file the rows are appended to: a Parquet file's is its staging JSON-lines file
+        self.lines = (
+            self.path.with_name(self.path.name + ".partial.jsonl")
+            if fmt == "parquet"
+            else self.path
+        )
         if not self.stdout and self.path.is_dir():
             raise OptionError(
                 f"{self.path} is a folder; the output is a file, e.g. {self.path / 'scores.csv'}"
@@ -100,7 +116,7 @@ class ResultsFile:
                 raise OptionError("--resume needs an output file (-o FILE), not standard output")
             return columns, []
         out = self.path
-        if out.exists() and out.stat().st_size > 0:
+        if _has_data(out) or _has_data(self.lines):
             if not resume:
                 if not overwrite:
                     raise OptionError(f"{out} exists: pass --resume to continue it or --overwrite")
@@ -119,6 +135,8 @@ class ResultsFile:
                 self._rewrite(header, kept)
                 return header, kept
         out.parent.mkdir(parents=True, exist_ok=True)
+        if self.lines != out:
+            out.unlink(missing_ok=True)  # an overwritten run's file must not look resumable
         self._rewrite(columns, [])
         return columns, []
 
@@ -128,9 +146,34 @@ class ResultsFile:
         if self.stdout:
             yield self._writer(sys.stdout, columns, header=self.format == "csv")
             return
-        with open(self.path, "a", newline="", **_TEXT) as f:
+        with open(self.lines, "a", newline="", **_TEXT) as f:
             yield self._writer(f, columns, header=False)
             os.fsync(f.fileno())  # the finished file is on disk before the run reports it
+        if self.format == "parquet":
+            self._publish(columns)
+
+    def _publish(self, columns: Sequence[str]) -> None:
+        """The staged rows as the Parquet file (written beside, then renamed)."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        _, rows = self._read_lines()
+        texts = (IMAGE, REF, ERROR)
+        table = pa.table(
+            {
+                c: pa.array(
+                    [r.get(c) or "" for r in rows]
+                    if c in texts
+                    else [float(r[c]) if r.get(c) else None for r in rows],
+                    type=pa.string() if c in texts else pa.float64(),
+                )
+                for c in columns
+            }
+        )
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        pq.write_table(table, tmp)
+        os.replace(tmp, self.path)
+        self.lines.unlink()
 
     def _writer(self, f: TextIO, columns: Sequence[str], header: bool):
         if self.format == "csv":
@@ -154,15 +197,21 @@ class ResultsFile:
 
     def _rewrite(self, columns: Sequence[str], rows: Sequence[Row]) -> None:
         # Write beside and rename: a crash while rewriting must not lose the rows already done.
-        tmp = self.path.with_name(self.path.name + ".tmp")
+        tmp = self.lines.with_name(self.lines.name + ".tmp")
         with open(tmp, "w", newline="", **_TEXT) as f:
             write = self._writer(f, columns, header=self.format == "csv")
             write(rows)
-        os.replace(tmp, self.path)
+        os.replace(tmp, self.lines)
 
     def read_back(self) -> tuple[list[str], list[Row]]:
-        """Header and rows of the file, less a last row cut short by a kill."""
-        out = self.path
+        """Header and rows of the file, less a last row cut short by a kill (Parquet: its
+        staged rows while a run is unfinished)."""
+        if self.format == "parquet" and not _has_data(self.lines):
+            return _read_parquet(self.path)
+        return self._read_lines()
+
+    def _read_lines(self) -> tuple[list[str], list[Row]]:
+        out = self.lines
         whole = _ends_with_newline(out)
         if self.format == "csv":
             try:
@@ -183,6 +232,29 @@ class ResultsFile:
         if not all(isinstance(d, dict) for d in docs):
             raise OptionError(f"cannot resume {out}: its lines are not JSON objects")
         return (list(docs[0]) if docs else []), [_from_json(d) for d in docs]
+
+
+_SUFFIXES = {".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet", ".pq": "parquet"}
+
+
+def _pyarrow():
+    try:
+        import pyarrow.parquet
+    except ImportError:
+        raise OptionError("Parquet output needs pyarrow: pip install pyarrow") from None
+    return pyarrow.parquet
+
+
+def _read_parquet(path: Path) -> tuple[list[str], list[Row]]:
+    try:
+        table = _pyarrow().read_table(path)
+    except (OSError, ValueError) as e:  # pyarrow's errors derive from these
+        raise OptionError(f"cannot read {path}: it is not a Parquet file ({e})") from None
+    return table.column_names, [_from_json(d) for d in table.to_pylist()]
+
+
+def _has_data(path: Path) -> bool:
+    return path.exists() and path.stat().st_size > 0
 
 
 def _as_json(row: Row, columns: Sequence[str]) -> dict[str, Any]:
