@@ -275,12 +275,16 @@ def test_rows_to_stdout_and_the_summary_to_stderr(tmp_path, capsys):
     assert "--resume needs an output file" in capsys.readouterr().err
 
 
-def test_json_lines_resume_rescores_a_cut_line(tmp_path):
-    folder = tmp_path / "in"
+def _three_and_a_tiny_one(folder: Path) -> Path:
     folder.mkdir()
     for i in range(3):
         _image(folder / f"{i}.png", i)
     _image(folder / "3.png", 3, size=(20, 20))  # too small for NIQE: an error row
+    return folder
+
+
+def test_json_lines_resume_rescores_a_cut_line(tmp_path):
+    folder = _three_and_a_tiny_one(tmp_path / "in")
     out = tmp_path / "s.jsonl"
     full = score_files(folder, "piqe,niqe", out, progress=False)
     docs = [json.loads(line) for line in out.read_text().splitlines()]
@@ -299,11 +303,7 @@ def test_json_lines_resume_rescores_a_cut_line(tmp_path):
 
 def test_parquet_is_written_whole_at_the_end_and_resumes_from_its_staged_rows(tmp_path):
     pq = pytest.importorskip("pyarrow.parquet")
-    folder = tmp_path / "in"
-    folder.mkdir()
-    for i in range(3):
-        _image(folder / f"{i}.png", i)
-    _image(folder / "3.png", 3, size=(20, 20))  # too small for NIQE: an error row
+    folder = _three_and_a_tiny_one(tmp_path / "in")
     out = tmp_path / "s.parquet"
     score_files(folder, "piqe,niqe", out, progress=False)
     table = pq.read_table(out)
