@@ -80,6 +80,22 @@ def test_list_shows_every_metric_with_kind_and_direction(capsys):
         assert spec.summary in line
 
 
+def test_list_says_which_metrics_have_their_files(capsys, tmp_path, monkeypatch):
+    from iqa4k import weights
+
+    monkeypatch.setenv("IQA4K_HOME", str(tmp_path))
+    vgg = weights.cache_path("torchvision-vgg16")
+    vgg.parent.mkdir(parents=True)
+    vgg.write_bytes(b"x")  # present is enough for the list (loading checks the contents)
+    assert main(["list"]) == 0
+    ready = {
+        ln.split()[0]: ln.split("]")[1].split()[0]
+        for ln in capsys.readouterr().out.splitlines()[1:]
+    }
+    assert ready["psnr"] == ready["dists"] == ready["lpips_vgg"] == "yes"
+    assert ready["lpips"] == ready["maniqa"] == ready["nrqm"] == "no"
+
+
 @pytest.mark.parametrize("kind", ["FR", "nr"])
 def test_list_filters_by_kind(capsys, kind):
     assert main(["list", "--kind", kind]) == 0

@@ -52,10 +52,21 @@ def _show(value: Any) -> str:
 
 
 def metric_table(specs: Sequence[MetricSpec]) -> str:
-    """One line per metric: name, kind, direction, score range and summary (``iqa4k list``)."""
-    rows = [("name", "kind", "direction", "range", "summary")]
-    rows += [(s.name, s.kind, direction(s.higher_is_better), _range(s), s.summary) for s in specs]
+    """One line per metric: name, kind, direction, score range, whether its parameter files
+    are in the cache, and summary (``iqa4k list``)."""
+    rows = [("name", "kind", "direction", "range", "ready", "summary")]
+    rows += [
+        (s.name, s.kind, direction(s.higher_is_better), _range(s), _ready(s.name), s.summary)
+        for s in specs
+    ]
     return format_table(rows)
+
+
+def _ready(metric: str) -> str:
+    """``yes``, or ``no`` when a parameter file it reads is not in the cache (``iqa4k info``
+    names it; a file passed with --opt would do too)."""
+    files = [n for n, f in weights.REGISTRY.items() if metric in f.metrics]
+    return "no" if any(not weights.cache_path(n).is_file() for n in files) else "yes"
 
 
 def metric_info(spec: MetricSpec) -> str:
