@@ -59,6 +59,9 @@ def _luma(x: torch.Tensor, weights: tuple[float, ...], offset: float, quantize: 
     return _round_255(out)
 
 
+_BAND_ROWS = 16  # rows of a channels-last image de-interleaved at a time (in cache at 4K)
+
+
 def _weighted_sum(x: torch.Tensor, weights: tuple[float, ...]) -> torch.Tensor:
     """``sum(w * channel)`` -> ``[B,1,H,W]``; on the CPU without gradients, channels-last input
     is read band by band in planes (:func:`iqa4k.layout.planar_rows`): same values, one pass."""
@@ -72,9 +75,6 @@ def _weighted_sum(x: torch.Tensor, weights: tuple[float, ...]) -> torch.Tensor:
             torch.mul(r, weights[0], out=target[0, band])
             target[0, band].add_(g, alpha=weights[1]).add_(b, alpha=weights[2])
     return out
-
-
-_BAND_ROWS = 16
 
 
 def rgb_to_gray(x: torch.Tensor, quantize: bool = True) -> torch.Tensor:

@@ -48,6 +48,7 @@ def _sse(a: torch.Tensor, b: torch.Tensor) -> float:
         for c, (pa, pb) in enumerate(zip(planes_a, planes_b, strict=True)):
             partial[c].append(cv2.norm(pa, pb, cv2.NORM_L2SQR))
     total = 0.0
-    for value in (v for channel in partial for v in channel):
-        total += value
+    for channel in partial:
+        for value in channel:
+            total += value
     return total
