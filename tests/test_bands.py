@@ -27,7 +27,9 @@ def model(request, tmp_path_factory):
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("w") / "backbone.pth"
     torch.save(NETS[request.param](weights=None).state_dict(), path)
-    return iqa4k.create_metric(request.param, backbone=str(path)).model
+    model = iqa4k.create_metric(request.param, backbone=str(path)).model
+    path.unlink()  # read already; 0.5 GB for VGG16
+    return model
 
 
 def _pair(h: int, w: int) -> tuple[torch.Tensor, torch.Tensor]:

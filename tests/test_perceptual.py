@@ -57,7 +57,8 @@ def pair(request, tmp_path_factory):
     ref, backbone = _dists_reference() if name == "dists" else _lpips_reference(name)
     path = tmp_path_factory.mktemp("w") / f"{name}.pth"
     torch.save(backbone, path)
-    return name, ref, iqa4k.create_metric(name, backbone=str(path))
+    yield name, ref, iqa4k.create_metric(name, backbone=str(path))
+    path.unlink()  # 0.5 GB for VGG16
 
 
 def _images(seed: int, shape=(2, 3, 96, 128)) -> tuple[torch.Tensor, torch.Tensor]:

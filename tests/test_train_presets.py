@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import shutil
 
 import numpy as np
 import pytest
@@ -46,7 +47,8 @@ def _source_files() -> dict[str, torch.nn.Module]:
 
 
 @pytest.mark.slow
-def test_every_pretrained_file_fits_its_part(tmp_path, monkeypatch):
+def test_every_pretrained_file_fits_its_part(scratch, monkeypatch):
+    tmp_path = scratch
     from safetensors.torch import save_file
 
     monkeypatch.setenv("IQA4K_HOME", str(tmp_path))
@@ -107,6 +109,14 @@ def test_a_missing_pretrained_file_stops_the_run_first(tmp_path, monkeypatch, ca
         load_pretrained(ENTRIES["tres"], ENTRIES["tres"].build())
 
 
+@pytest.fixture
+def scratch(tmp_path):
+    """``tmp_path``, emptied after the test: these runs write 0.5 to 3 GB of checkpoints each,
+    which pytest would otherwise keep until its next sessions."""
+    yield tmp_path
+    shutil.rmtree(tmp_path, ignore_errors=True)
+
+
 @pytest.fixture(scope="module")
 def eight(tmp_path_factory):
     """Eight 240x240 images (two blurred versions of four references), with references."""
@@ -157,19 +167,19 @@ def _run(preset, eight, out, **changes):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("preset", sorted(OVERFIT))
-def test_official_recipe_overfits_eight_images(preset, eight, tmp_path):
+def test_official_recipe_overfits_eight_images(preset, eight, scratch):
     lr, epochs = OVERFIT[preset]
-    result = _run(preset, eight, tmp_path / preset, epochs=epochs, lr=lr)
+    result = _run(preset, eight, scratch / preset, epochs=epochs, lr=lr)
     losses = [row["train_loss"] for row in result.history]
     assert all(np.isfinite(losses)) and losses[-1] < losses[0] / 2, losses
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("preset", [p for p in OFFICIAL if p not in OVERFIT])
-def test_other_official_recipes_take_training_steps(preset, eight, tmp_path):
-    result = _run(preset, eight, tmp_path / preset, epochs=1)
+def test_other_official_recipes_take_training_steps(preset, eight, scratch):
+    result = _run(preset, eight, scratch / preset, epochs=1)
     assert np.isfinite(result.history[0]["train_loss"])
-    assert (tmp_path / preset / "last.safetensors").is_file()
+    assert (scratch / preset / "last.safetensors").is_file()
 
 
 def test_every_official_preset_is_tested():
