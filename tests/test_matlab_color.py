@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
 from iqa4k.classic.matlab import box_downsample, fspecial_gaussian_1d
-from iqa4k.color import rgb_to_gray, rgb_to_y, round_to_uint8_grid
+from iqa4k.color import RGB2GRAY, RGB2Y_BT601, Y_OFFSET, rgb_to_gray, rgb_to_y, round_to_uint8_grid
 
 
 def test_fspecial_gaussian_is_the_normalised_sampled_gaussian():
@@ -49,3 +50,22 @@ def test_rounding_is_half_away_from_zero_with_straight_through_gradient():
     torch.testing.assert_close(q.detach() * 255, torch.tensor([1.0, 3.0, 1.0], dtype=torch.float64))
     q.sum().backward()
     torch.testing.assert_close(x.grad, torch.ones(3, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_luma_rounds_each_product_and_sum_on_its_own(dtype):
+    """The same bits on CPUs with and without fused multiply-add: NumPy never fuses, and the
+    luma must equal its plain ``(w0 r + w1 g) + w2 b``, contiguous or channels-last."""
+    x = torch.rand(2, 3, 67, 301, generator=torch.Generator().manual_seed(0), dtype=dtype)
+    a = x.numpy()
+    for weights, offset, convert in (
+        (tuple(255.0 * c for c in RGB2GRAY), 0.0, rgb_to_gray),
+        (RGB2Y_BT601, Y_OFFSET, rgb_to_y),
+    ):
+        w = [a.dtype.type(c) for c in weights]
+        expected = (a[:, 0] * w[0] + a[:, 1] * w[1]) + a[:, 2] * w[2] + a.dtype.type(offset)
+        expected = expected / a.dtype.type(255.0)
+        cl = x.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2)
+        for layout in (x, cl):
+            got = convert(layout, quantize=False)[:, 0].numpy()
+            np.testing.assert_array_equal(got, expected)
