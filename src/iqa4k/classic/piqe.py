@@ -26,9 +26,9 @@ the four block edges (segments), vectorised over blocks; the image is processed 
 stays in cache. The MSCN map is computed in float64 by :mod:`~iqa4k.classic.mscn_filter`:
 the same bits on every machine, and MATLAB's rounding where a coefficient is 0 in exact
 arithmetic. ``precision="float32"`` computes it in float32 (still machine-independent, but
-not MATLAB's rounding), and the cancellation in ``G*I^2 - mu^2`` then moves about 3 block
-decisions in 10^5 across a threshold (403 LIVE Challenge and TID2013 images: scores within
-0.3%).
+not MATLAB's rounding), and the cancellation in ``G*I^2 - mu^2`` then moves about 1.5 block
+decisions in 10^5 across a threshold (403 LIVE Challenge and TID2013 images: median score
+change 1.7e-6, largest 0.64%; docs/metrics.md).
 """
 
 from __future__ import annotations

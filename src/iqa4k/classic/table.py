@@ -237,7 +237,8 @@ _PIQE = _classic(
         "precision": Option(
             "float64",
             "arithmetic of the MSCN map: float64 as MATLAB (exact decisions) or float32 "
-            "(about 1.4x faster on the CPU; ~3 block decisions in 10^5 differ, scores within 0.3%)",
+            "(about 2x faster on the CPU; ~1.5 block decisions in 10^5 differ, scores within "
+            "0.64%)",
             ("float64", "float32"),
         ),
     },
