@@ -76,7 +76,7 @@ def report(name: str, heading: str, rows: list[dict], *notes: str) -> Path:
     """Print ``heading`` with this machine, the rows as a Markdown table and the notes, and
     write them to ``results/<name>.json``."""
     print(f"{heading}; {machine()}\n")
-    print(markdown_table(rows, list(rows[0])))
+    print(markdown_table(rows, list(dict.fromkeys(key for row in rows for key in row))))
     for note in notes:
         print(note)
     return write_json(name, rows)

@@ -517,14 +517,48 @@ def test_steerable_bands_of_a_constant_image_vanish():
     assert pyr.highpass.abs().max().item() < 1e-10
 
 
-def test_divisive_normalisation_is_proportional_to_scale_and_zero_mean(rng):
-    bands = [torch.from_numpy(rng.standard_normal((60, 70))) for _ in range(6)]
-    parent = torch.from_numpy(rng.standard_normal((60, 70)))
-    g = nf._normalize_band(bands[0], parent, bands[1:], guard=16)
-    assert g.shape == (60 - 2 - 32, 70 - 2 - 32) and abs(g.mean().item()) < 1e-12
-    scaled = nf._normalize_band(7 * bands[0], 7 * parent, [7 * b for b in bands[1:]], guard=16)
+def _literal_normalization(band, parent, siblings, guard):
+    """``norm_sender_normalized.m`` for one band, whole arrays at once (NumPy)."""
+    nv, nh = band.shape[0] - 2, band.shape[1] - 2
+    columns = [band[dy : dy + nv, dx : dx + nh] for dy in range(3) for dx in range(3)]
+    columns += [s[1 : 1 + nv, 1 : 1 + nh] for s in ([parent] if parent is not None else [])]
+    columns += [s[1 : 1 + nv, 1 : 1 + nh] for s in siblings]
+    y = np.stack([c.ravel() for c in columns], axis=1)
+    cov = y.T @ y / y.shape[0]
+    lam, q = np.linalg.eigh((cov + cov.T) / 2)
+    positive = np.where(lam > 0, lam, 0.0)
+    cov = (q * (positive * lam.sum() / positive.sum())) @ q.T
+    u, s, vt = np.linalg.svd(cov)
+    inverse = (vt.T * np.where(s > max(cov.shape) * np.spacing(s.max()), 1 / s, 0.0)) @ u.T
+    z = np.sqrt(np.einsum("ij,jk,ik->i", y, inverse, y) / (9 + (parent is not None)))
+    centre = band[1 : 1 + nv, 1 : 1 + nh]
+    g = ((centre.ravel() - centre.mean()) / z).reshape(nv, nh)
+    g = g[guard : nv - guard, guard : nh - guard]
+    return g - g.mean()
+
+
+def test_level_normalisation_in_place_matches_a_literal_transcription(rng, monkeypatch):
+    # Small blocks: results are written back over the bands one block late, across many
+    # blocks; every band must still see its siblings' raw values.
+    monkeypatch.setattr(nf, "_ROW_CHUNK_SAMPLES", 100)
+    raw = [rng.standard_normal((60, 70)) for _ in range(6)]
+    parents = [rng.standard_normal((60, 70)) for _ in range(5)] + [None]
+    bands = [torch.from_numpy(b.copy()) for b in raw]
+    ours = nf._normalize_level_in_place(
+        bands, [None if p is None else torch.from_numpy(p) for p in parents], guard=16
+    )
+    for o, g in enumerate(ours):
+        expected = _literal_normalization(raw[o], parents[o], raw[:o] + raw[o + 1 :], 16)
+        assert g.shape == (60 - 2 - 32, 70 - 2 - 32) and abs(g.mean().item()) < 1e-12
+        assert np.abs(g.numpy() - expected).max() < 1e-11
+
+
+def test_divisive_normalisation_is_proportional_to_scale(rng):
+    raw = [torch.from_numpy(rng.standard_normal((60, 70))) for _ in range(6)]
+    g = nf._normalize_level_in_place([b.clone() for b in raw], [None] * 6, guard=8)
+    scaled = nf._normalize_level_in_place([7 * b for b in raw], [None] * 6, guard=8)
     # z = sqrt(y' C^-1 y / N) does not change with the scale, so the result scales with it.
-    assert (scaled - 7 * g).abs().max().item() < 1e-9
+    assert max((s - 7 * a).abs().max().item() for s, a in zip(scaled, g, strict=True)) < 1e-9
 
 
 def test_chunked_and_stripped_paths_match_whole_arrays(rng, monkeypatch):
@@ -551,6 +585,38 @@ def test_features_have_the_official_sizes_and_ranges():
     assert (f1.numel(), f2.numel(), f3.numel()) == (18, 45, 75)
     assert ((f2[:18] >= 0.03) & (f2[:18] <= 10)).all() and (f2[18:] <= 1).all()
     assert all((f3[25 * s : 25 * s + 24] >= f3[25 * s + 1 : 25 * s + 25]).all() for s in range(3))
+
+
+def _letterboxed_luma() -> torch.Tensor:
+    luma = torch.round(rgb_to_y(_coffee().double())[0, 0] * 255)
+    luma[:40] = luma[-40:] = 16  # video black bars: exactly flat areas
+    return luma
+
+
+def _posterised_luma() -> torch.Tensor:
+    x = load_rgb(fixture_path("calibration_flat", "dist", "I08.bmp"), torch.float64)
+    return torch.round(rgb_to_y(x)[0, 0] * 255)[4:-4, 4:-4]
+
+
+@pytest.mark.parametrize("image", [_letterboxed_luma, _posterised_luma])
+def test_features_do_not_depend_on_the_fft_implementation(image, monkeypatch):
+    # In flat areas the bands are rounding noise of the FFT; the features must not follow
+    # it. Another FFT (scipy's pocketfft instead of torch's) must give the same features.
+    luma = image()
+    reference = torch.cat(nf.nrqm_features(luma))
+
+    def fft2(x, out=None):
+        return torch.from_numpy(scipy.fft.fft2(x.numpy()))
+
+    def ifft2(x, out=None):
+        y = torch.from_numpy(scipy.fft.ifft2(x.numpy()))
+        return y if out is None else out.copy_(y)
+
+    monkeypatch.setattr(torch.fft, "fft2", fft2)
+    monkeypatch.setattr(torch.fft, "ifft2", ifft2)
+    other = torch.cat(nf.nrqm_features(luma))
+    assert not torch.equal(other, reference)  # the FFT did change the rounding
+    assert ((other - reference).abs() / reference.abs()).max().item() < 1e-11
 
 
 # ---------------------------------------------------------------------- the metric extension

@@ -154,14 +154,26 @@ def _resize_dim_torch(x: torch.Tensor, dim: int, weights: np.ndarray, indices: n
     return out
 
 
+_RESIZE_ROWS = 256  # rows resized along the width at a time: the transposed copies stay small
+
+
 def _resize_dim_sparse(x: torch.Tensor, dim: int, matrix: scipy.sparse.csr_matrix):
-    """Resize ``[B,C,H,W]`` along ``dim`` (-2 or -1) as one sparse matmul per plane (CPU)."""
+    """Resize ``[B,C,H,W]`` along ``dim`` (-2 or -1) with sparse matmuls, plane by plane (CPU).
+
+    Each output value is the same fixed-order sum whatever the number of columns multiplied
+    at once, so working in bands of rows changes no bit.
+    """
     planes = x.detach().contiguous().numpy().reshape(-1, *x.shape[-2:])
     if dim == -2:
         out = [matrix @ p for p in planes]
+        out = np.ascontiguousarray(np.stack(out) if len(out) > 1 else out[0][None])
     else:  # rows of a transposed copy: OpenCV transposes faster than scipy's dense @ sparse.T
-        out = [cv2.transpose(matrix @ cv2.transpose(p)) for p in planes]
-    out = np.ascontiguousarray(np.stack(out))
+        out = np.empty((len(planes), planes.shape[1], matrix.shape[0]), planes.dtype)
+        for p, o in zip(planes, out, strict=True):
+            for r in range(0, p.shape[0], _RESIZE_ROWS):
+                o[r : r + _RESIZE_ROWS] = cv2.transpose(
+                    matrix @ cv2.transpose(p[r : r + _RESIZE_ROWS])
+                )
     return torch.from_numpy(out).view(*x.shape[:-2], *out.shape[-2:])
 
 

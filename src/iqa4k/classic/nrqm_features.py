@@ -90,14 +90,6 @@ def ggd_shape_from_ratio(rho: torch.Tensor) -> torch.Tensor:
     return torch.from_numpy(_GGD_SHAPES[index]).reshape(rho.shape).to(rho.device)
 
 
-def ggd_shape(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
-    """``gama_gen_gauss`` along ``dim``: var / (mean absolute deviation^2 + 1e-7), looked up."""
-    mean = x.mean(dim=dim, keepdim=True)
-    var = x.var(dim=dim)
-    mad = (x - mean).abs().mean(dim=dim)
-    return ggd_shape_from_ratio(var / (mad.square() + 1e-7))
-
-
 def _mean_var(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean and unbiased variance over dim 0, two-pass as MATLAB's ``var``.
 
@@ -222,62 +214,99 @@ def _matlab_pinv(a: torch.Tensor) -> torch.Tensor:
     return (vh.T * inv) @ u.T
 
 
-def _normalize_band(
-    band: torch.Tensor, parent: torch.Tensor | None, siblings: list[torch.Tensor], guard: int
-) -> torch.Tensor:
-    """``norm_sender_normalized.m`` for one band: divide by the GSM multiplier estimate.
+class _Neighbourhoods:
+    """``norm_sender_normalized.m``'s neighbourhood vectors of one band, and its divisor.
 
-    Each interior coefficient's neighbourhood vector holds its 3x3 spatial neighbours, the
-    parent (when there is one) and the same position in the sibling orientations. The band
-    (minus its mean) is divided by ``z = sqrt(y' C^-1 y / N)`` with ``C`` the vectors'
-    covariance, ``N = 9 + parent``; then ``guard`` pixels are cut from every side and the mean
-    removed again.
+    Each interior coefficient's vector holds its 3x3 spatial neighbours, the parent (when
+    there is one) and the same position in the sibling orientations: column k of MATLAB's
+    matrix Y is ``sources[k]`` shifted by ``offsets[k]``. Column order does not matter (the
+    quadratic form and the eigenvalue correction are invariant to a consistent permutation).
+    The constructor makes the pass that needs every vector (the covariance); :meth:`divide`
+    then normalises any block of coefficients.
     """
-    h, w = band.shape
-    nv, nh = h - 2, w - 2
-    # Column k of MATLAB's neighbourhood matrix Y, for output rows r0:r1 and columns c0:c1:
-    # sources[k] shifted by offsets[k]. Column order does not matter (the quadratic form and
-    # the eigenvalue correction are invariant to a consistent permutation).
-    sources = [band] * 9 + ([parent] if parent is not None else []) + siblings
-    offsets = [(1 - dy, 1 - dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
-    offsets += [(1, 1)] * (len(sources) - 9)
 
-    def fill(buf: torch.Tensor, r0: int, r1: int, c0: int, c1: int) -> torch.Tensor:
-        """Y' for the block as a contiguous [columns, samples] matrix (fast row copies)."""
-        yt = buf[:, : (r1 - r0) * (c1 - c0)]
-        for k, (src, (oy, ox)) in enumerate(zip(sources, offsets, strict=True)):
+    def __init__(self, band, parent, siblings, buf: torch.Tensor):
+        self.band = band
+        self.sources = [band] * 9 + ([parent] if parent is not None else []) + siblings
+        self.offsets = [(1 - dy, 1 - dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
+        self.offsets += [(1, 1)] * (len(self.sources) - 9)
+        self.n = 9 + (parent is not None)
+        h, w = band.shape
+        self.nv, self.nh = h - 2, w - 2
+        self.buf = buf  # shared: each block is consumed before the next one is filled
+        self.mean = band[1 : 1 + self.nv, 1 : 1 + self.nh].mean()
+        self.inv = self._inverse_covariance()
+
+    def _fill(self, r0: int, r1: int, c0: int, c1: int) -> torch.Tensor:
+        """Y' for a block as a contiguous [columns, samples] matrix (fast row copies)."""
+        yt = self.buf[: len(self.sources), : (r1 - r0) * (c1 - c0)]
+        for k, (src, (oy, ox)) in enumerate(zip(self.sources, self.offsets, strict=True)):
             yt[k].view(r1 - r0, c1 - c0).copy_(src[r0 + oy : r1 + oy, c0 + ox : c1 + ox])
         return yt
 
-    buf = band.new_empty(len(sources), max(_ROW_CHUNK_SAMPLES, nh))
-    rows = max(1, _ROW_CHUNK_SAMPLES // nh)
-    cov = band.new_zeros(len(sources), len(sources))
-    for r0 in range(0, nv, rows):
-        yt = fill(buf, r0, min(r0 + rows, nv), 0, nh)
-        cov += yt @ yt.T
-    cov = cov / (nv * nh)
-    cov = (cov + cov.T) / 2  # MATLAB's innerProd is exactly symmetric
-    # Negative eigenvalues are set to 0 and the rest rescaled to keep the total variance.
-    lam, q = torch.linalg.eigh(cov)
-    pos = lam * (lam > 0)
-    total, pos_total = lam.sum(), pos.sum()
-    lam = pos * total / (pos_total + (pos_total == 0).to(pos_total))
-    inv = _matlab_pinv((q * lam) @ q.T)
-    n = 9 + (parent is not None)
+    def _inverse_covariance(self) -> torch.Tensor:
+        size = len(self.sources)
+        cov = self.band.new_zeros(size, size)
+        for r0, r1 in _row_chunks(0, self.nv, self.nh):
+            yt = self._fill(r0, r1, 0, self.nh)
+            cov += yt @ yt.T
+        cov = cov / (self.nv * self.nh)
+        cov = (cov + cov.T) / 2  # MATLAB's innerProd is exactly symmetric
+        # Negative eigenvalues are set to 0 and the rest rescaled to keep the total variance.
+        lam, q = torch.linalg.eigh(cov)
+        pos = lam * (lam > 0)
+        total, pos_total = lam.sum(), pos.sum()
+        lam = pos * total / (pos_total + (pos_total == 0).to(pos_total))
+        return _matlab_pinv((q * lam) @ q.T)
 
-    mean = band[1 : 1 + nv, 1 : 1 + nh].mean()
-    # Only the coefficients inside the guard band are kept, so only they are divided.
-    out = band.new_empty(nv - 2 * guard, nh - 2 * guard)
-    c0, c1 = guard, nh - guard
-    rows = max(1, _ROW_CHUNK_SAMPLES // (c1 - c0))
-    for r0 in range(guard, nv - guard, rows):
-        r1 = min(r0 + rows, nv - guard)
-        yt = fill(buf, r0, r1, c0, c1)
-        z = (inv @ yt).mul_(yt).sum(dim=0).div_(n).sqrt_().view(r1 - r0, c1 - c0)
-        c = band[r0 + 1 : r1 + 1, c0 + 1 : c1 + 1] - mean
+    def divide(self, r0: int, r1: int, c0: int, c1: int) -> torch.Tensor:
+        """Interior coefficients ``[r0:r1, c0:c1]`` minus the band's mean, divided by the GSM
+        multiplier estimate ``z = sqrt(y' C^-1 y / N)``."""
+        yt = self._fill(r0, r1, c0, c1)
+        z = (self.inv @ yt).mul_(yt).sum(dim=0).div_(self.n).sqrt_().view(r1 - r0, c1 - c0)
+        c = self.band[r0 + 1 : r1 + 1, c0 + 1 : c1 + 1] - self.mean
         # MATLAB keeps only z ~= 0 (and then fails to reshape); 0 keeps the shape instead.
-        out[r0 - guard : r1 - guard] = torch.where(z != 0, c / z, torch.zeros_like(c))
-    return out - out.mean()
+        return torch.where(z != 0, c / z, torch.zeros_like(c))
+
+
+def _row_chunks(start: int, stop: int, width: int):
+    """Row ranges of about ``_ROW_CHUNK_SAMPLES`` coefficients each."""
+    rows = max(1, _ROW_CHUNK_SAMPLES // width)
+    return [(r0, min(r0 + rows, stop)) for r0 in range(start, stop, rows)]
+
+
+def _normalize_level_in_place(
+    bands: list[torch.Tensor], parents: list[torch.Tensor | None], guard: int
+) -> list[torch.Tensor]:
+    """``norm_sender_normalized.m`` for every band of a level, each written over its band.
+
+    Each band (minus its mean) is divided by its GSM multiplier estimate, ``guard`` pixels
+    are cut from every side and the mean is removed again; the results are views of the
+    bands. The bands are each other's siblings, so they are divided block by block in
+    lockstep and a block's results are written back one block later, once no remaining
+    block reads those rows (block k reads the rows of its results and of the next one): no
+    second set of full-size arrays is needed.
+    """
+    h, w = bands[0].shape
+    buf = bands[0].new_empty(len(bands) + 10, max(_ROW_CHUNK_SAMPLES, w))
+    hoods = [
+        _Neighbourhoods(band, parent, bands[:o] + bands[o + 1 :], buf)
+        for o, (band, parent) in enumerate(zip(bands, parents, strict=True))
+    ]
+    nv, nh = h - 2, w - 2
+    c0, c1 = guard, nh - guard
+    pending = None
+    for block in [*_row_chunks(guard, nv - guard, c1 - c0), None]:
+        ready = block and (block, [hood.divide(*block, c0, c1) for hood in hoods])
+        if pending:
+            (r0, r1), values = pending
+            for band, value in zip(bands, values, strict=True):
+                band[r0 + 1 : r1 + 1, c0 + 1 : c1 + 1] = value
+        pending = ready
+    views = [band[1 + guard : 1 + nv - guard, 1 + c0 : 1 + c1] for band in bands]
+    for view in views:
+        view.sub_(view.mean())
+    return views
 
 
 def _gauss_valid(x: torch.Tensor) -> torch.Tensor:
@@ -294,79 +323,96 @@ def _gauss_valid(x: torch.Tensor) -> torch.Tensor:
     return F.conv2d(y, g.view(1, 1, 1, -1))[0, 0]
 
 
-def _moments(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Valid-filtered local Gaussian mean and variance, as ``ssim_index_new`` forms them."""
+def _moments(x: torch.Tensor, shift: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Valid-filtered local Gaussian mean and variance (plus ``shift``), as
+    ``ssim_index_new`` forms them."""
     mu = _gauss_valid(x)
-    return mu, _gauss_valid(x * x).sub_(mu.square())
+    return mu, _gauss_valid(x * x).addcmul_(mu, mu, value=-1).add_(shift)
 
 
 _C2 = (0.03 * 255) ** 2  # ssim_index_new's contrast constant, L = 255
 _STRIP_ROWS = 128  # output rows per strip of the SSIM maps: strip temporaries stay small
 
 
-def _structure_means(
-    images: list[torch.Tensor],
-    pairs: list[tuple[int, int]],
-    stats: dict[int, tuple[torch.Tensor, torch.Tensor]] | None = None,
-) -> torch.Tensor:
+def _structure_means(images: list[torch.Tensor], pairs: list[tuple[int, int]]) -> torch.Tensor:
     """``ssim_index_new``'s ``mcs`` for each pair of same-size images -> ``[len(pairs)]``.
 
     ``mcs`` is the mean of (2 sigma_ab + C2) / (sigma_a^2 + sigma_b^2 + C2) over the valid
     11x11 Gaussian windows. The maps are formed in strips of rows (a valid filter needs only
-    10 more input rows), each image's moments once per strip, so memory stays bounded;
-    ``stats`` may give an image's full-size moments, computed once for several calls.
+    10 more input rows); within a strip each image's moments are computed once and dropped
+    after the last pair that uses them, so memory stays bounded.
     """
-    stats = stats or {}
     h, w = images[0].shape
     rows = h - 10
-    needed = sorted({i for pair in pairs for i in pair})
+    last_use = {i: k for k, pair in enumerate(pairs) for i in pair}
     totals = torch.zeros(len(pairs), dtype=torch.float64, device=images[0].device)
     for r0 in range(0, rows, _STRIP_ROWS):
         r1 = min(r0 + _STRIP_ROWS, rows)
-        strip = {i: images[i][r0 : r1 + 10] for i in needed}
-        moments = {
-            i: (stats[i][0][r0:r1], stats[i][1][r0:r1]) if i in stats else _moments(strip[i])
-            for i in needed
-        }
+        moments = {}
         for k, (i, j) in enumerate(pairs):
+            for m in (i, j):
+                if m not in moments:  # each variance carries C2 / 2: the sum has C2
+                    moments[m] = _moments(images[m][r0 : r1 + 10], _C2 / 2)
             (mu_a, var_a), (mu_b, var_b) = moments[i], moments[j]
-            num = (_gauss_valid(strip[i] * strip[j]) - mu_a * mu_b).mul_(2).add_(_C2)
-            totals[k] += num.div_((var_a + var_b).add_(_C2)).sum()
-    return totals / (rows * (w - 10))
+            cross = _gauss_valid(images[i][r0 : r1 + 10] * images[j][r0 : r1 + 10])
+            half_num = cross.addcmul_(mu_a, mu_b, value=-1).add_(_C2 / 2)  # sigma_ab + C2/2
+            totals[k] += half_num.div_(var_a + var_b).sum()
+            for m in (i, j):
+                if last_use[m] == k:
+                    del moments[m]
+    return totals * 2 / (rows * (w - 10))
+
+
+def _ggd_shape_of(parts: list[torch.Tensor]) -> torch.Tensor:
+    """``gama_gen_gauss`` of all the values of ``parts`` together (no concatenated copy)."""
+    n = sum(p.numel() for p in parts)
+    mean = sum(p.sum() for p in parts) / n
+    square = absolute = 0.0
+    for block in (b for p in parts for b in p.split(_STRIP_ROWS)):  # no full-size temporaries
+        d = block - mean
+        absolute = absolute + d.abs().sum()
+        square = square + d.square_().sum()
+    mad = absolute / n
+    return ggd_shape_from_ratio(square / (n - 1) / (mad.square() + 1e-7))
 
 
 def gsm_features(img: torch.Tensor) -> torch.Tensor:
-    """``global_gsm.m`` of a grey image ``[H, W]`` with values 0..255 -> 45 features."""
+    """``global_gsm.m`` of a grey image ``[H, W]`` with values 0..255 -> 45 features.
+
+    Memory stays near the pyramid's plus five full-size arrays (about 110 bytes per pixel in
+    all): the coarse bands enlarged to full size serve both the structure term against the
+    high-pass residual and, when the sides are even, as the parents in the normalisation;
+    both levels are normalised in place.
+    """
     pyr = build_sf_pyramid(img, height=2, order=5)
-    hp = pyr.highpass
-    hp_stats = {1: _moments(hp)}
-    across = [  # every raw band, enlarged to full size, against the high-pass residual
-        _structure_means([_enlarge(band, size=tuple(img.shape)), hp], [(0, 1)], hp_stats)
-        for level in pyr.bands
-        for band in level
-    ]
-    del hp, hp_stats
-    nor = len(pyr.bands[0])
-    normalized = []
-    for s, level in enumerate(pyr.bands):
-        h, w = level[0].shape
-        for o, band in enumerate(level):
-            # As in the original, only orientations 1-5 of the finest scale get their parent
-            # ('nband < Nband - Nor' excludes the last finest band and the coarsest level).
-            parent = None
-            if s == 0 and o < nor - 1:
-                parent = _enlarge(pyr.bands[1][o], scale=2.0)[:h, :w]
-            siblings = [level[k] for k in range(nor) if k != o]
-            normalized.append(_normalize_band(band, parent, siblings, 16 >> s))
-    del pyr, level, band, parent, siblings
-    shapes = [ggd_shape(sb.reshape(-1), dim=0) for sb in normalized]
-    shapes += [
-        ggd_shape(torch.cat([normalized[o].reshape(-1), normalized[o + nor].reshape(-1)]), dim=0)
-        for o in range(nor)
-    ]
-    pairs = [(i, j) for i in range(nor) for j in range(i + 1, nor)]
-    between = _structure_means(normalized[:nor], pairs)
-    return torch.cat([torch.stack(shapes), torch.cat(across), between]).to(torch.float64)
+    fine, coarse, highpass = pyr.bands[0], pyr.bands[1], pyr.highpass
+    del pyr
+    nor = len(fine)
+    size = tuple(img.shape)
+    # Every raw band, at full size, against the high-pass residual. The last coarse band
+    # has no child, so it goes first, alone, and is freed before the parents are made.
+    last = _enlarge(coarse[-1], size=size)
+    across_last = _structure_means([last, highpass], [(0, 1)])
+    del last
+    enlarged = [_enlarge(band, size=size) for band in coarse[:-1]]
+    bands = [*fine, *enlarged, highpass]
+    across = _structure_means(bands, [(k, len(bands) - 1) for k in range(len(bands) - 1)])
+    del bands, highpass
+    # As in the original, only orientations 1-5 of the finest scale get their parent
+    # ('nband < Nband - Nor' excludes the last finest band and the coarsest level), enlarged
+    # by 2 and cropped: the same arrays as above when the image's sides are even.
+    even = tuple(2 * n for n in coarse[0].shape) == size
+    parents = enlarged if even else None
+    del enlarged
+    if not even:
+        parents = [_enlarge(band, scale=2.0)[: size[0], : size[1]] for band in coarse[:-1]]
+    coarse = _normalize_level_in_place(coarse, [None] * nor, guard=8)
+    fine = _normalize_level_in_place(fine, [*parents, None], guard=16)
+    del parents
+    shapes = [_ggd_shape_of([band]) for band in fine + coarse]
+    shapes += [_ggd_shape_of([a, b]) for a, b in zip(fine, coarse, strict=True)]
+    between = _structure_means(fine, [(i, j) for i in range(nor) for j in range(i + 1, nor)])
+    return torch.cat([torch.stack(shapes), across, across_last, between]).to(torch.float64)
 
 
 def nrqm_features(img: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -383,8 +429,10 @@ def nrqm_features(img: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.
             f"at a quarter of the size (e.g. 84x84), got {w}x{h}"
         )
     img = img.to(torch.float64)
+    # The pyramid first: it needs the most memory, before the smaller arrays of the other
+    # groups have fragmented the heap.
+    f2 = gsm_features(img)  # global_gsm works on double(img), 0..255
     scales = spatial_scales(img / 255.0)  # im2double
     f1 = torch.cat([block_dct_features(s) for s in scales])
     f3 = torch.cat([patch_singular_values(s) for s in scales])
-    f2 = gsm_features(img)  # global_gsm works on double(img), 0..255
     return f1, f2, f3

@@ -53,6 +53,18 @@ def _masked(dft: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return torch.view_as_complex(torch.view_as_real(dft) * mask[..., None])
 
 
+def _mask_in_place(dft: torch.Tensor, mask: torch.Tensor) -> None:
+    torch.view_as_real(dft).mul_(mask[..., None])
+
+
+def _real_ifft2(spectrum: torch.Tensor) -> torch.Tensor:
+    """``real(ifft2(spectrum))``, transforming in place (``spectrum`` is consumed).
+
+    The real part is copied out: a view would keep the complex array (twice its size) alive.
+    """
+    return torch.fft.ifft2(spectrum, out=spectrum).real.clone()
+
+
 def _radial_lut(device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``rcosFn(1, -1/2, [0 1])`` as (X, sqrt(Y), sqrt(1 - Y)): the high/low transition."""
     n = _RCOS_SIZE
@@ -123,20 +135,23 @@ def build_sf_pyramid(image: torch.Tensor, height: int, order: int) -> SFPyramid:
     astep = (xa[1] - xa[0]).item()
 
     dft = torch.fft.fft2(image)
-    # .real is a view: clone it so the complex array (twice its size) can be freed.
-    highpass = torch.fft.ifft2(_masked(dft, _point_op(log_rad, yr, xr[0].item(), step))).real
-    highpass = highpass.clone()
-    dft = _masked(dft, _point_op(log_rad, yir, xr[0].item(), step))
+    highpass = _real_ifft2(_masked(dft, _point_op(log_rad, yr, xr[0].item(), step)))
+    _mask_in_place(dft, _point_op(log_rad, yir, xr[0].item(), step))
     bands = []
     for _ in range(height):
         xr = xr - 1.0  # each level's transition lies one octave lower
         origin, step = xr[0].item(), (xr[1] - xr[0]).item()
         himask = _point_op(log_rad, yr, origin, step)
-        bands.append(_oriented_bands(dft, himask, angle, (xa[0].item(), astep, ya), order))
+        # The next level's grid is cut now, so this level's full-size log radius is freed
+        # before its bands are formed (the bands, not the grids, should fill the memory).
         rows, cols = _low_band(log_rad.shape[0], device), _low_band(log_rad.shape[1], device)
-        log_rad, angle = _crop(log_rad, rows, cols), _crop(angle, rows, cols)
-        dft = _masked(_crop(dft, rows, cols), _point_op(log_rad, yir, origin, step))
-    return SFPyramid(highpass, bands, torch.fft.ifft2(dft).real.clone())
+        log_rad = _crop(log_rad, rows, cols)
+        bands.append(_oriented_bands(dft, himask, angle, (xa[0].item(), astep, ya), order))
+        del himask
+        angle = _crop(angle, rows, cols)
+        dft = _crop(dft, rows, cols)
+        _mask_in_place(dft, _point_op(log_rad, yir, origin, step))
+    return SFPyramid(highpass, bands, _real_ifft2(dft))
 
 
 def _oriented_bands(
@@ -153,22 +168,28 @@ def _oriented_bands(
     def mask(b: int) -> torch.Tensor:
         return _point_op(angle, values, origin + math.pi * b / nbands, step).mul_(himask)
 
+    # (-i)^order * (a + i b), exactly: each factor -i maps (re, im) to (im, -re); the parts
+    # are written with their signs straight into the complex array (no negated copies).
+    parts, signs = [0, 1], [1.0, 1.0]
+    for _ in range(order % 4):
+        parts, signs = [parts[1], parts[0]], [signs[1], -signs[0]]
     out = []
     for k in range(0, nbands, 2):
-        a = mask(k)
-        b = mask(k + 1) if k + 1 < nbands else torch.zeros_like(a)
-        # (-i)^order * (a + i b), exactly: multiplying by -i maps (re, im) to (im, -re).
-        re, im = a, b
-        for _ in range(order % 4):
-            re, im = im, -re
-        spectrum = torch.complex(re, im)
-        del a, b, re, im
+        pair = (mask(k), mask(k + 1) if k + 1 < nbands else None)
+        spectrum = torch.empty(angle.shape, dtype=dft.dtype, device=dft.device)
+        planes = torch.view_as_real(spectrum)
+        for plane, (part, sign) in enumerate(zip(parts, signs, strict=True)):
+            if pair[part] is None:
+                planes[..., plane].zero_()
+            else:
+                torch.mul(pair[part], sign, out=planes[..., plane])
+        del pair
         # In place when there is no batch dimension: one complex image less at 4K.
         spectrum = spectrum.mul_(dft) if spectrum.shape == dft.shape else spectrum * dft
-        z = torch.fft.ifft2(spectrum)
-        del spectrum
+        z = torch.fft.ifft2(spectrum, out=spectrum)
         # Copies: views into z would keep the complex array (twice their size) alive.
         out += [z.real.clone(), z.imag.clone()] if k + 1 < nbands else [z.real.clone()]
+        del spectrum, z
     return out
 
 

@@ -1,0 +1,99 @@
+"""NRQM's features (the whole cost of ``nrqm`` and most of ``pi``) at 3840x2160 on the CPU, and
+at 512x384 side by side with pyiqa 0.1.16's feature code, in one run.
+
+Run: ``python benchmarks/nrqm_4k.py [--repeats 3] [--no-pyiqa]`` (``make bench`` installs
+pyiqa). Input: the degraded copy of ``classic_4k.py``'s 4K pair (needs ``../shared/fixtures/
+uhd``), as NRQM sees it: Y channel rounded to 0..255 with 4 pixels shaved (3832x2152), and
+its 512x384 top-left crop. The forests need Ma's ``model.mat`` and take milliseconds, so
+only the features are timed (``nrqm_features``; pyiqa: its DCT, GSM and SVD feature calls
+from ``pyiqa.archs.nrqm_arch.nrqm``). Seconds: median of the warm calls; MB: the largest peak
+resident size of a call (VmHWM, reset through /proc/self/clear_refs) above the size before
+it (Linux only). pyiqa's features are not MATLAB's (its own resampling and normalisation),
+so the last column says how far apart the two feature vectors are.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+from _common import report, uhd_pair
+from iqa4k.classic.nrqm import _luma_255
+from iqa4k.classic.nrqm_features import nrqm_features
+
+
+def _status(key: str) -> int:
+    for line in open("/proc/self/status"):
+        if line.startswith(key + ":"):
+            return int(line.split()[1])
+    raise KeyError(key)
+
+
+def measure(fn, repeats: int) -> tuple[float, float, object]:
+    """(median seconds of ``repeats`` calls after a warm-up, largest peak MB, last result)."""
+    fn()
+    seconds, peaks = [], []
+    for _ in range(repeats):
+        open("/proc/self/clear_refs", "w").write("5")
+        base = _status("VmRSS")
+        start = time.perf_counter()
+        out = fn()
+        seconds.append(time.perf_counter() - start)
+        peaks.append((_status("VmHWM") - base) / 1024)
+    return statistics.median(seconds), max(peaks), out
+
+
+def pyiqa_features(luma: torch.Tensor) -> torch.Tensor:
+    from pyiqa.archs import nrqm_arch as n
+
+    img = luma[None, None]
+    pyr = n.get_gauss_pyramid(img / 255.0)
+    f1 = torch.cat([n.block_dct(im) for im in pyr], dim=1)
+    f2 = n.global_gsm(img)
+    f3 = torch.cat(
+        [torch.linalg.svd(n.im2col(im, 5, "distinct"), full_matrices=False)[1] for im in pyr],
+        dim=1,
+    )
+    return torch.cat([f1, f2, f3], dim=1)[0]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--no-pyiqa", action="store_true", help="time iqa4k alone")
+    args = parser.parse_args()
+    dist, _ = uhd_pair()
+    luma = _luma_255(dist.double(), "y", True, 4)[0].contiguous()
+    del dist
+    rows = []
+    for size in [tuple(luma.shape), (384, 512)]:
+        image = luma[: size[0], : size[1]].contiguous()
+        seconds, mb, ours = measure(
+            lambda image=image: torch.cat(nrqm_features(image)), args.repeats
+        )
+        row = {
+            "size": f"{size[1]}x{size[0]}",
+            "iqa4k s": round(seconds, 2),
+            "iqa4k peak MB": round(mb),
+        }
+        if not args.no_pyiqa and size == (384, 512):
+            p_seconds, p_mb, theirs = measure(lambda image=image: pyiqa_features(image), 1)
+            gap = ((theirs.double() - ours).abs() / ours.abs().clamp_min(1e-12)).max().item()
+            row.update(
+                {
+                    "pyiqa s": round(p_seconds, 2),
+                    "pyiqa peak MB": round(p_mb),
+                    "ratio": round(p_seconds / seconds, 1),
+                    "max rel feature gap": f"{gap:.2g}",
+                }
+            )
+        rows.append(row)
+        print(row, flush=True)
+    report("nrqm_4k", "\nNRQM features", rows)
+
+
+if __name__ == "__main__":
+    main()
