@@ -29,6 +29,7 @@ from .report.tables import (
 )
 from .results_file import FORMATS
 from .scoring import metric_names, score_files
+from .subnormals import flush_subnormals
 
 __all__ = ["build_parser", "main", "parse_value"]
 
@@ -577,6 +578,7 @@ def _fail(message: str, code: int) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (0 ok, 1 failures, 2 usage)."""
+    flush_subnormals()  # before torch starts its threads, which copy the setting
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

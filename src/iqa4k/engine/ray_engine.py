@@ -58,7 +58,9 @@ class _Scorer:
         import torch
 
         from ..metric import create_metric
+        from ..subnormals import flush_subnormals
 
+        flush_subnormals()  # as the command does: the same speed in a worker
         if device is None or device == "cpu":
             torch.set_num_threads(1)  # one core per actor: Ray schedules one CPU for each
         self.models = {n: create_metric(n, device=device, **options[n]) for n in names}

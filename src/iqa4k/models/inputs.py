@@ -88,8 +88,8 @@ def pil_resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     it by up to a grey level, which is visible in the scores of the released models."""
     out = []
     for image in x:
-        pixels = image.detach().clamp(0, 1).mul(255).round().to(torch.uint8)
-        pil = Image.fromarray(pixels.permute(1, 2, 0).cpu().numpy())
+        pixels = image.detach().clamp(0, 1).mul_(255).round_().to(torch.uint8)
+        pil = Image.fromarray(pixels.permute(1, 2, 0).contiguous().cpu().numpy())
         resized = np.asarray(pil.resize((size[1], size[0]), Image.BILINEAR))
         out.append(torch.from_numpy(resized.copy()).permute(2, 0, 1))
     return torch.stack(out).to(device=x.device, dtype=x.dtype) / 255.0

@@ -47,6 +47,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..weights import WeightsFile
+from .attention import flushed_softmax
 from .entry import ModelEntry, Pretrained, Release
 from .inputs import HALF, CropProtocol, Crops, NetInput
 
@@ -202,7 +203,7 @@ class WindowAttention(nn.Module):
             n_win = mask.shape[0]
             logits = logits.reshape(bw // n_win, n_win, self.heads, n, n) + mask[None, :, None]
             logits = logits.reshape(bw, self.heads, n, n)
-        out = logits.softmax(dim=-1) @ v  # [B * nW, heads, N, C / heads]
+        out = flushed_softmax(logits) @ v  # [B * nW, heads, N, C / heads]
         return self.proj(out.transpose(1, 2).reshape(bw, n, c))
 
 

@@ -27,6 +27,7 @@ from torch import nn
 
 from ..metric_spec import Option
 from ..weights import WeightsFile
+from .attention import flush_swin_attention
 from .entry import ModelEntry, Pretrained, Release
 from .inputs import IMAGENET_MEAN, IMAGENET_STD, NetInput, Views, pil_resize
 from .saliency import salient_window
@@ -70,12 +71,13 @@ RELEASES: dict[str, Release] = {
 
 
 def _swin_t_features() -> nn.Module:
-    """torchvision Swin-T without its classifier: [B,3,H,W] -> [B,768]."""
+    """torchvision Swin-T without its classifier: [B,3,H,W] -> [B,768]; its window attention
+    without subnormal numbers (same outputs, see :mod:`.attention`)."""
     from torchvision.models import swin_t  # deferred: see iqa4k.models
 
     net = swin_t(weights=None)
     net.head = nn.Identity()
-    return net
+    return flush_swin_attention(net)
 
 
 class UIQA(nn.Module):

@@ -1,0 +1,111 @@
+"""Window attention without subnormal numbers: same results, an order of magnitude faster on
+CPUs that do not flush subnormals (x86's default).
+
+Swin's shifted windows mask attention between wrapped regions by adding -100 to the logits, so
+the softmax leaves probabilities near ``exp(-100) = 4e-44``: subnormal in float32. Every
+product with a subnormal takes a slow microcode path on x86, and the probabilities are next
+multiplied by the values: measured on torchvision's Swin-T, the shifted blocks of the last
+stage took 101 ms per call against 8 ms for the unshifted ones (7.7 ms with flushing on).
+Setting them to zero cannot change a float32 sum of normal numbers (anything below 2^-126 is
+lost next to a sum above 2^-102), so the outputs are the official ones; and they no longer
+depend on whether the process flushes subnormals.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def flushed_softmax(logits: torch.Tensor) -> torch.Tensor:
+    """``softmax(logits, dim=-1)`` with subnormal probabilities set to zero."""
+    p = logits.softmax(dim=-1)
+    return p.masked_fill(p < torch.finfo(p.dtype).tiny, 0.0)
+
+
+@functools.lru_cache(maxsize=32)
+def _shift_mask(size: tuple[int, int], window: tuple[int, int], shift: tuple[int, int]):
+    """torchvision's additive mask ``[windows, N, N]`` (0 within a region, -100 across) of a
+    rolled ``size`` grid: along each axis, the part before the last window, the last window
+    up to the wrap, and the wrapped strip are three regions."""
+    labels = []
+    for n, win, s in zip(size, window, shift, strict=True):
+        label = torch.zeros(n)
+        if s:  # an axis without a shift is one region
+            label[n - win :] = 1
+            label[n - s :] = 2
+        labels.append(label)
+    region = labels[0][:, None] * 3 + labels[1][None, :]
+    cells = _partition(region[None, :, :, None], window)[..., 0]  # [windows, N]
+    return torch.where(cells[:, None, :] != cells[:, :, None], -100.0, 0.0)
+
+
+def _partition(x: torch.Tensor, window: tuple[int, int]) -> torch.Tensor:
+    """``[B, H, W, C]`` -> ``[B * windows, wy * wx, C]``, windows in row-major order."""
+    b, h, w, c = x.shape
+    wy, wx = window
+    x = x.view(b, h // wy, wy, w // wx, wx, c).permute(0, 1, 3, 2, 4, 5)
+    return x.reshape(-1, wy * wx, c)
+
+
+def _merge(x: torch.Tensor, b: int, size: tuple[int, int], window: tuple[int, int]):
+    """The inverse of :func:`_partition`."""
+    (h, w), (wy, wx) = size, window
+    x = x.view(b, h // wy, w // wx, wy, wx, x.shape[-1]).permute(0, 1, 3, 2, 4, 5)
+    return x.reshape(b, h, w, -1)
+
+
+def swin_window_attention(attn: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """torchvision ``ShiftedWindowAttention.forward`` of ``attn`` on ``x`` ``[B, H, W, C]``,
+    the same operations in the same order, with :func:`flushed_softmax`."""
+    b, h, w, c = x.shape
+    window = tuple(attn.window_size)
+    # pad to whole windows (right, bottom); no shift along an axis one window covers
+    x = F.pad(x, (0, 0, 0, -w % window[1], 0, -h % window[0]))
+    size = tuple(x.shape[1:3])
+    shifts = zip(attn.shift_size, window, size, strict=True)
+    shift = tuple(s if win < n else 0 for s, win, n in shifts)
+    if any(shift):
+        x = torch.roll(x, shifts=(-shift[0], -shift[1]), dims=(1, 2))
+    x = _partition(x, window)
+    n, heads = x.shape[1], attn.num_heads
+    qkv = F.linear(x, attn.qkv.weight, attn.qkv.bias)
+    q, k, v = qkv.reshape(x.shape[0], n, 3, heads, c // heads).permute(2, 0, 3, 1, 4)
+    logits = (q * (c // heads) ** -0.5).matmul(k.transpose(-2, -1))
+    logits = logits + attn.get_relative_position_bias()
+    if any(shift):
+        mask = _shift_mask(size, window, shift).to(logits)
+        logits = logits.view(b, mask.shape[0], heads, n, n) + mask[None, :, None]
+        logits = logits.view(-1, heads, n, n)
+    p = F.dropout(flushed_softmax(logits), p=attn.attention_dropout, training=attn.training)
+    x = p.matmul(v).transpose(1, 2).reshape(x.shape[0], n, c)
+    x = F.dropout(F.linear(x, attn.proj.weight, attn.proj.bias), attn.dropout, attn.training)
+    x = _merge(x, b, size, window)
+    if any(shift):
+        x = torch.roll(x, shifts=shift, dims=(1, 2))
+    return x[:, :h, :w].contiguous()
+
+
+@functools.cache
+def _flushed_class() -> type:
+    from torchvision.models.swin_transformer import ShiftedWindowAttention
+
+    class FlushedWindowAttention(ShiftedWindowAttention):
+        """torchvision's window attention through :func:`swin_window_attention`."""
+
+        forward = swin_window_attention
+
+    return FlushedWindowAttention
+
+
+def flush_swin_attention(net: nn.Module) -> nn.Module:
+    """Route every torchvision ``ShiftedWindowAttention`` of ``net`` through
+    :func:`swin_window_attention`; parameters, names and state dicts are unchanged."""
+    flushed = _flushed_class()
+    for module in net.modules():
+        if type(module) is flushed.__base__:
+            module.__class__ = flushed
+    return net
