@@ -135,7 +135,7 @@ def eight(tmp_path_factory):
     return root
 
 
-# one preset per model overfits; the learning rate is raised where the official one is too
+# every official preset overfits; the learning rate is raised where the official one is too
 # small to move a random start in a few epochs, which is what this checks.
 OVERFIT = {  # preset: (learning rate, epochs, other changes)
     "maxiqa-pipal": (1e-4, 6, {}),
@@ -149,7 +149,11 @@ OVERFIT = {  # preset: (learning rate, epochs, other changes)
     # and the last ReLU dies at once (loss flat at 0.4729, even at 2e-5, frozen or not). A
     # batch of all 8 pulls the scores towards the mean instead, and they then separate:
     # 0.298 -> 0.133 after 8 epochs, 0.026 after 15.
-    "maniqa-koniq": (1e-5, 9, {"batch_size": 8, "freeze_pretrained": True}),
+    "maniqa-koniq": (1e-5, 9, {"batch_size": 8, "freeze_pretrained": True}),  # 0.298 -> 0.113
+    "maniqa-kadid": (1e-5, 9, {"batch_size": 8, "freeze_pretrained": True}),  # 0.299 -> 0.102
+    # scale 0.13 (the PIPAL release's) learns more slowly: 0.335 -> 0.190 at 1e-5
+    "maniqa-pipal": (2e-5, 9, {"batch_size": 8, "freeze_pretrained": True}),  # -> 0.155
+    "maxiqa-sr4kiqa": (1e-4, 6, {}),  # 0.240 -> 0.026
 }
 
 
@@ -176,17 +180,8 @@ def test_official_recipe_overfits_eight_images(preset, eight, scratch):
     result = _run(preset, eight, scratch / preset, epochs=epochs, lr=lr, **changes)
     losses = [row["train_loss"] for row in result.history]
     assert all(np.isfinite(losses)) and losses[-1] < losses[0] / 2, losses
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("preset", [p for p in OFFICIAL if p not in OVERFIT])
-def test_other_official_recipes_take_training_steps(preset, eight, scratch):
-    result = _run(preset, eight, scratch / preset, epochs=1)
-    assert np.isfinite(result.history[0]["train_loss"])
     assert (scratch / preset / "last.safetensors").is_file()
 
 
 def test_every_official_preset_is_tested():
-    # the other MANIQA data sets and MaxIQA's second recipe share a tested recipe's network
-    others = {"maniqa-kadid", "maniqa-pipal", "maxiqa-sr4kiqa"}
-    assert set(OFFICIAL) == set(OVERFIT) | others
+    assert set(OVERFIT) == set(OFFICIAL)
