@@ -1,5 +1,6 @@
-"""Window attention without subnormal numbers: same results, an order of magnitude faster on
-CPUs that do not flush subnormals (x86's default).
+"""Swin window attention shared by iqa4k's models: window partitions, the shifted-window mask,
+and a softmax without subnormal numbers (same results, an order of magnitude faster on CPUs
+that do not flush subnormals, x86's default) for MANIQA's blocks and UIQA's torchvision ones.
 
 Swin's shifted windows mask attention between wrapped regions by adding -100 to the logits, so
 the softmax leaves probabilities near ``exp(-100) = 4e-44``: subnormal in float32. Every
@@ -26,11 +27,10 @@ def flushed_softmax(logits: torch.Tensor) -> torch.Tensor:
     return p.masked_fill(p < torch.finfo(p.dtype).tiny, 0.0)
 
 
-@functools.lru_cache(maxsize=32)
-def _shift_mask(size: tuple[int, int], window: tuple[int, int], shift: tuple[int, int]):
-    """torchvision's additive mask ``[windows, N, N]`` (0 within a region, -100 across) of a
-    rolled ``size`` grid: along each axis, the part before the last window, the last window
-    up to the wrap, and the wrapped strip are three regions."""
+def shift_mask(size: tuple[int, int], window: tuple[int, int], shift: tuple[int, int]):
+    """Swin's additive mask ``[windows, N, N]`` (0 within a region, -100 across) for a grid of
+    ``size`` rolled by ``shift``: along each shifted axis, the part before the last window, the
+    last window up to the wrap, and the wrapped strip are three regions."""
     labels = []
     for n, win, s in zip(size, window, shift, strict=True):
         label = torch.zeros(n)
@@ -39,23 +39,26 @@ def _shift_mask(size: tuple[int, int], window: tuple[int, int], shift: tuple[int
             label[n - s :] = 2
         labels.append(label)
     region = labels[0][:, None] * 3 + labels[1][None, :]
-    cells = _partition(region[None, :, :, None], window)[..., 0]  # [windows, N]
+    cells = partition_windows(region[None, :, :, None], window)[..., 0]  # [windows, N]
     return torch.where(cells[:, None, :] != cells[:, :, None], -100.0, 0.0)
 
 
-def _partition(x: torch.Tensor, window: tuple[int, int]) -> torch.Tensor:
+_cached_shift_mask = functools.lru_cache(maxsize=32)(shift_mask)  # read only, never a buffer
+
+
+def partition_windows(x: torch.Tensor, window: tuple[int, int]) -> torch.Tensor:
     """``[B, H, W, C]`` -> ``[B * windows, wy * wx, C]``, windows in row-major order."""
     b, h, w, c = x.shape
     wy, wx = window
-    x = x.view(b, h // wy, wy, w // wx, wx, c).permute(0, 1, 3, 2, 4, 5)
+    x = x.reshape(b, h // wy, wy, w // wx, wx, c).permute(0, 1, 3, 2, 4, 5)
     return x.reshape(-1, wy * wx, c)
 
 
-def _merge(x: torch.Tensor, b: int, size: tuple[int, int], window: tuple[int, int]):
-    """The inverse of :func:`_partition`."""
+def merge_windows(x: torch.Tensor, size: tuple[int, int], window: tuple[int, int]):
+    """The inverse of :func:`partition_windows`: -> ``[B, H, W, C]``."""
     (h, w), (wy, wx) = size, window
-    x = x.view(b, h // wy, w // wx, wy, wx, x.shape[-1]).permute(0, 1, 3, 2, 4, 5)
-    return x.reshape(b, h, w, -1)
+    x = x.reshape(-1, h // wy, w // wx, wy, wx, x.shape[-1]).permute(0, 1, 3, 2, 4, 5)
+    return x.reshape(-1, h, w, x.shape[-1])
 
 
 def swin_window_attention(attn: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -70,20 +73,20 @@ def swin_window_attention(attn: nn.Module, x: torch.Tensor) -> torch.Tensor:
     shift = tuple(s if win < n else 0 for s, win, n in shifts)
     if any(shift):
         x = torch.roll(x, shifts=(-shift[0], -shift[1]), dims=(1, 2))
-    x = _partition(x, window)
+    x = partition_windows(x, window)
     n, heads = x.shape[1], attn.num_heads
     qkv = F.linear(x, attn.qkv.weight, attn.qkv.bias)
     q, k, v = qkv.reshape(x.shape[0], n, 3, heads, c // heads).permute(2, 0, 3, 1, 4)
     logits = (q * (c // heads) ** -0.5).matmul(k.transpose(-2, -1))
     logits = logits + attn.get_relative_position_bias()
     if any(shift):
-        mask = _shift_mask(size, window, shift).to(logits)
+        mask = _cached_shift_mask(size, window, shift).to(logits)
         logits = logits.view(b, mask.shape[0], heads, n, n) + mask[None, :, None]
         logits = logits.view(-1, heads, n, n)
     p = F.dropout(flushed_softmax(logits), p=attn.attention_dropout, training=attn.training)
     x = p.matmul(v).transpose(1, 2).reshape(x.shape[0], n, c)
     x = F.dropout(F.linear(x, attn.proj.weight, attn.proj.bias), attn.dropout, attn.training)
-    x = _merge(x, b, size, window)
+    x = merge_windows(x, size, window)
     if any(shift):
         x = torch.roll(x, shifts=shift, dims=(1, 2))
     return x[:, :h, :w].contiguous()

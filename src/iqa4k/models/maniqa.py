@@ -47,7 +47,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..weights import WeightsFile
-from .attention import flushed_softmax
+from .attention import flushed_softmax, merge_windows, partition_windows, shift_mask
 from .entry import ModelEntry, Pretrained, Release
 from .inputs import HALF, CropProtocol, Crops, NetInput
 
@@ -161,20 +161,6 @@ class Mlp(nn.Module):
         return self.fc2(self.act(self.fc1(x)))
 
 
-def _windows(x: torch.Tensor, size: int) -> torch.Tensor:
-    """``[B, H, W, C]`` -> ``[B * nW, size * size, C]``, windows in row-major order."""
-    b, h, w, c = x.shape
-    x = x.reshape(b, h // size, size, w // size, size, c).permute(0, 1, 3, 2, 4, 5)
-    return x.reshape(-1, size * size, c)
-
-
-def _unwindows(x: torch.Tensor, size: int, h: int, w: int) -> torch.Tensor:
-    """Inverse of :func:`_windows`: ``[B * nW, size * size, C]`` -> ``[B, H, W, C]``."""
-    c = x.shape[-1]
-    x = x.reshape(-1, h // size, w // size, size, size, c).permute(0, 1, 3, 2, 4, 5)
-    return x.reshape(-1, h, w, c)
-
-
 class WindowAttention(nn.Module):
     """Multi-head self-attention inside square windows, with a relative position bias."""
 
@@ -207,19 +193,6 @@ class WindowAttention(nn.Module):
         return self.proj(out.transpose(1, 2).reshape(bw, n, c))
 
 
-def _shift_mask(grid: int, window: int, shift: int) -> torch.Tensor:
-    """``[nW, N, N]`` additive mask that keeps a shifted window from mixing wrapped regions."""
-    # Along each axis the rolled grid has three regions: untouched, the last full window
-    # before the wrap, and the wrapped strip; cells may attend only within their region pair.
-    band = torch.zeros(grid, dtype=torch.long)
-    band[grid - window :] = 1
-    band[grid - shift :] = 2
-    region = (band[:, None] * 3 + band[None, :]).to(torch.float32)  # [grid, grid]
-    cells = _windows(region[None, :, :, None], window).squeeze(-1)  # [nW, N]
-    differs = cells[:, None, :] != cells[:, :, None]
-    return torch.where(differs, torch.tensor(-100.0), torch.tensor(0.0))
-
-
 class SwinBlock(nn.Module):
     """Pre-norm (shifted) window attention and MLP, each with a residual and drop path."""
 
@@ -237,7 +210,8 @@ class SwinBlock(nn.Module):
         if grid <= window:  # one window covers the grid: nothing to shift
             window, shift = grid, 0
         self.grid, self.window, self.shift = grid, window, shift
-        mask = _shift_mask(grid, window, shift) if shift > 0 else None
+        square = (grid, grid), (window, window), (shift, shift)
+        mask = shift_mask(*square) if shift > 0 else None
         self.register_buffer("attn_mask", mask)  # None (not saved) for unshifted blocks
         self.norm1 = nn.LayerNorm(dim)
         self.attn = WindowAttention(dim, window, heads)
@@ -253,8 +227,8 @@ class SwinBlock(nn.Module):
         y = self.norm1(x).reshape(b, self.grid, self.grid, c)
         if self.shift:
             y = torch.roll(y, shifts=(-self.shift, -self.shift), dims=(1, 2))
-        y = self.attn(_windows(y, self.window), self.attn_mask)
-        y = _unwindows(y, self.window, self.grid, self.grid)
+        y = self.attn(partition_windows(y, (self.window,) * 2), self.attn_mask)
+        y = merge_windows(y, (self.grid,) * 2, (self.window,) * 2)
         if self.shift:
             y = torch.roll(y, shifts=(self.shift, self.shift), dims=(1, 2))
         x = x + self.drop_path(y.reshape(b, n, c))
