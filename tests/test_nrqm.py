@@ -572,6 +572,20 @@ def test_chunked_and_stripped_paths_match_whole_arrays(rng, monkeypatch):
     assert (chunked - reference).abs().max().item() < 1e-9
 
 
+def test_features_do_not_depend_on_the_thread_count(rng):
+    # the covariance and quadratic-form products, FFTs and filters split work across threads
+    im = torch.from_numpy(np.round(rng.random((180, 240)) * 255))
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = torch.cat(nf.nrqm_features(im))
+        torch.set_num_threads(2)
+        two = torch.cat(nf.nrqm_features(im))
+    finally:
+        torch.set_num_threads(before)
+    assert ((one - two).abs() / one.abs()).max().item() < 1e-12
+
+
 def test_gaussian_window_torch_and_opencv_paths_agree(rng):
     x = torch.from_numpy(rng.random((40, 50)))
     fast = nf._gauss_valid(x)
