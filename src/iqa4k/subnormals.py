@@ -3,10 +3,10 @@
 A product with a subnormal number (below 2^-126 in float32) takes a slow microcode path on x86
 unless the CPU is told to flush them (FTZ/DAZ), which is not the default. Deep networks make
 them: GELU of an input below about -13, softmax of masked logits, layers of small weights.
-Measured on MaxIQA's network (4 crops of 224, random weights, 2 threads): 1.23 s per forward
-pass, 1.12 s with flushing, identical outputs. Flushing cannot change a float32 result of
-normal magnitude (a subnormal term is below half an ulp of any sum above 2^-102), and
-``tests/test_subnormals.py`` checks that scores are the same bits either way.
+``benchmarks/subnormals.py`` times MaxIQA's network both ways (BENCHMARKS.md). Flushing
+cannot change a float32 result of normal magnitude (a subnormal term is below half an ulp of
+any sum above 2^-102), and ``tests/test_subnormals.py`` checks that scores are the same bits
+either way.
 
 The setting is per thread and copied into threads when they are created, so it must be made
 before torch starts its thread pool: the ``iqa4k`` command and the Ray workers call

@@ -5,8 +5,7 @@ that do not flush subnormals, x86's default) for MANIQA's blocks and UIQA's torc
 Swin's shifted windows mask attention between wrapped regions by adding -100 to the logits, so
 the softmax leaves probabilities near ``exp(-100) = 4e-44``: subnormal in float32. Every
 product with a subnormal takes a slow microcode path on x86, and the probabilities are next
-multiplied by the values: measured on torchvision's Swin-T, the shifted blocks of the last
-stage took 101 ms per call against 8 ms for the unshifted ones (7.7 ms with flushing on).
+multiplied by the values (``benchmarks/subnormals.py`` times torchvision's Swin-T both ways).
 Setting them to zero cannot change a float32 sum of normal numbers (anything below 2^-126 is
 lost next to a sum above 2^-102), so the outputs are the official ones; and they no longer
 depend on whether the process flushes subnormals.
