@@ -23,10 +23,12 @@ test: $(BIN)/.installed
 bench: $(BIN)/.installed
 	$(BIN)/python -m pip install --quiet -e '.[compare]'
 	$(BIN)/python benchmarks/classic_4k.py
+	$(BIN)/python benchmarks/nrqm_4k.py
 
 bench-deep: $(BIN)/.installed
 	$(BIN)/python benchmarks/deep_4k.py
 	$(BIN)/python benchmarks/ahiq_kernels.py
+	$(BIN)/python benchmarks/subnormals.py
 
 # The benchmark page of the CLIVE subset in the fixtures folder, opened in headless Chromium
 # (Debian package chromium): broken images and console errors fail it; look at the screenshot.
