@@ -18,6 +18,7 @@ import torch
 
 from _common import machine, markdown_table, uhd_pair, write_json
 from iqa4k.models import cost, get_entry
+from iqa4k.models.inference import prepare_for_scoring
 from iqa4k.models.inputs import Views
 from iqa4k.models.sampling import grid_positions
 from iqa4k.registry import METRICS
@@ -59,7 +60,7 @@ def _timed(fn) -> float:
 def bench(model: str, policy: str, dist, ref, device, grid_tiles: int, batch: int) -> dict:
     entry = get_entry(model)
     options = release_options(model)
-    net = entry.build(**options).eval().to(device)
+    net = prepare_for_scoring(entry.build(**options).eval(), entry).to(device)  # as scored
     fr = entry.kind == "FR"
     size = entry.inputs.net_input.size
     tiles = len(grid_positions(*dist.shape[-2:], size)) if policy == "grid" else None

@@ -21,9 +21,18 @@ from torch import nn
 
 
 def flushed_softmax(logits: torch.Tensor) -> torch.Tensor:
-    """``softmax(logits, dim=-1)`` with subnormal probabilities set to zero."""
+    """``softmax(logits, dim=-1)`` with subnormal probabilities set to zero (NaN stays NaN).
+
+    One pass, in place when no gradient is recorded (the softmax's backward needs its output).
+    """
     p = logits.softmax(dim=-1)
-    return p.masked_fill(p < torch.finfo(p.dtype).tiny, 0.0)
+    return F.threshold(p, _largest_subnormal(p.dtype), 0.0, inplace=not p.requires_grad)
+
+
+@functools.cache
+def _largest_subnormal(dtype: torch.dtype) -> float:
+    tiny = torch.tensor(torch.finfo(dtype).tiny, dtype=dtype)
+    return torch.nextafter(tiny, torch.zeros_like(tiny)).item()
 
 
 def shift_mask(size: tuple[int, int], window: tuple[int, int], shift: tuple[int, int]):
@@ -53,11 +62,35 @@ def partition_windows(x: torch.Tensor, window: tuple[int, int]) -> torch.Tensor:
     return x.reshape(-1, wy * wx, c)
 
 
-def merge_windows(x: torch.Tensor, size: tuple[int, int], window: tuple[int, int]):
-    """The inverse of :func:`partition_windows`: -> ``[B, H, W, C]``."""
-    (h, w), (wy, wx) = size, window
-    x = x.reshape(-1, h // wy, w // wx, wy, wx, x.shape[-1]).permute(0, 1, 3, 2, 4, 5)
-    return x.reshape(-1, h, w, x.shape[-1])
+@functools.lru_cache(maxsize=64)
+def _window_gathers(size, window, shift, crop, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token indices of an ``[H, W]`` grid: ``order`` lists, window after window, the tokens of
+    the grid rolled by ``-shift``; ``back`` lists, for each token of the top-left ``crop`` of
+    the grid, its place in that order."""
+    h, w = size
+    with torch.inference_mode(False):  # cached: usable where autograd saves the indices
+        grid = torch.arange(h * w).view(1, h, w, 1)
+        order = partition_windows(torch.roll(grid, (-shift[0], -shift[1]), dims=(1, 2)), window)
+        order = order.flatten()
+        back = torch.empty_like(order)
+        back[order] = torch.arange(order.numel())
+        return order.to(device), back.view(h, w)[: crop[0], : crop[1]].flatten().to(device)
+
+
+def to_windows(x: torch.Tensor, window: tuple[int, int], shift=(0, 0)) -> torch.Tensor:
+    """``[B, H, W, C]`` rolled by ``-shift``, then :func:`partition_windows`, in one copy."""
+    b, h, w, c = x.shape
+    order, _ = _window_gathers((h, w), window, tuple(shift), (h, w), x.device)
+    return x.reshape(b, h * w, c)[:, order].view(-1, window[0] * window[1], c)
+
+
+def from_windows(x, size, window, shift=(0, 0), crop=None) -> torch.Tensor:
+    """The inverse of :func:`to_windows` for a grid of ``size``, keeping its top-left ``crop``
+    (default: all of it): -> ``[B, crop_h, crop_w, C]``, in one copy."""
+    crop = tuple(crop or size)
+    _, back = _window_gathers(tuple(size), window, tuple(shift), crop, x.device)
+    c = x.shape[-1]
+    return x.reshape(-1, size[0] * size[1], c)[:, back].view(-1, *crop, c)
 
 
 def swin_window_attention(attn: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -70,9 +103,7 @@ def swin_window_attention(attn: nn.Module, x: torch.Tensor) -> torch.Tensor:
     size = tuple(x.shape[1:3])
     shifts = zip(attn.shift_size, window, size, strict=True)
     shift = tuple(s if win < n else 0 for s, win, n in shifts)
-    if any(shift):
-        x = torch.roll(x, shifts=(-shift[0], -shift[1]), dims=(1, 2))
-    x = partition_windows(x, window)
+    x = to_windows(x, window, shift)
     n, heads = x.shape[1], attn.num_heads
     qkv = F.linear(x, attn.qkv.weight, attn.qkv.bias)
     q, k, v = qkv.reshape(x.shape[0], n, 3, heads, c // heads).permute(2, 0, 3, 1, 4)
@@ -85,10 +116,7 @@ def swin_window_attention(attn: nn.Module, x: torch.Tensor) -> torch.Tensor:
     p = F.dropout(flushed_softmax(logits), p=attn.attention_dropout, training=attn.training)
     x = p.matmul(v).transpose(1, 2).reshape(x.shape[0], n, c)
     x = F.dropout(F.linear(x, attn.proj.weight, attn.proj.bias), attn.dropout, attn.training)
-    x = merge_windows(x, size, window)
-    if any(shift):
-        x = torch.roll(x, shifts=shift, dims=(1, 2))
-    return x[:, :h, :w].contiguous()
+    return from_windows(x, size, window, shift, crop=(h, w))
 
 
 @functools.cache

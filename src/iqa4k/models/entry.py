@@ -64,6 +64,7 @@ class ModelEntry:
     kind: Literal["NR", "FR"] = "NR"  # FR models take (dist, ref) crops at the same windows
     load: Loader | None = None  # for official files that are not one whole state_dict
     pretrained: tuple[Pretrained, ...] = ()  # what official training starts from
+    channels_last: bool = False  # scored with channels-last memory (faster convolutions)
 
     @property
     def n_images(self) -> int:

@@ -18,6 +18,7 @@ from .. import weights
 from ..metric_spec import MetricSpec, Setup
 from .checkpoint import CheckpointError, load_into, read_checkpoint, save_checkpoint
 from .entry import ModelEntry
+from .inference import prepare_for_scoring
 
 
 def weights_on_disk(entry: ModelEntry, release: str) -> bool:
@@ -124,7 +125,7 @@ def setup(entry: ModelEntry, release: str) -> Callable[[Mapping[str, Any]], Setu
     """The ``MetricSpec.setup`` of a release's metric: options -> the call with the network."""
 
     def build(options: Mapping[str, Any]) -> Setup:
-        net = load_network(entry, release, options.get("weights", ""))
+        net = prepare_for_scoring(load_network(entry, release, options.get("weights", "")), entry)
         call = {k: v for k, v in options.items() if k != "weights"}
         return Setup(call={**call, "net": net}, modules={"net": net})
 

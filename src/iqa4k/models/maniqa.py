@@ -47,7 +47,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..weights import WeightsFile
-from .attention import flushed_softmax, merge_windows, partition_windows, shift_mask
+from .attention import flushed_softmax, from_windows, shift_mask, to_windows
 from .entry import ModelEntry, Pretrained, Release
 from .inputs import HALF, CropProtocol, Crops, NetInput
 
@@ -225,12 +225,9 @@ class SwinBlock(nn.Module):
         """``[B, grid * grid, C]`` -> same."""
         b, n, c = x.shape
         y = self.norm1(x).reshape(b, self.grid, self.grid, c)
-        if self.shift:
-            y = torch.roll(y, shifts=(-self.shift, -self.shift), dims=(1, 2))
-        y = self.attn(partition_windows(y, (self.window,) * 2), self.attn_mask)
-        y = merge_windows(y, (self.grid,) * 2, (self.window,) * 2)
-        if self.shift:
-            y = torch.roll(y, shifts=(self.shift, self.shift), dims=(1, 2))
+        window, shift = (self.window,) * 2, (self.shift,) * 2
+        y = self.attn(to_windows(y, window, shift), self.attn_mask)
+        y = from_windows(y, (self.grid,) * 2, window, shift)
         x = x + self.drop_path(y.reshape(b, n, c))
         return x + self.drop_path(self.mlp(self.norm2(x)))
 

@@ -1,0 +1,58 @@
+"""Networks prepared for scoring (batch norms folded, channels-last) compute the same function."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from iqa4k.models import get_entry
+from iqa4k.models.inference import fold_batch_norms, prepare_for_scoring
+from iqa4k.testing import deterministic_init
+
+
+@pytest.mark.parametrize("model", ["hyperiqa", "tres", "ahiq"])
+def test_every_batch_norm_of_the_resnets_folds_and_outputs_stay(model):
+    entry = get_entry(model)
+    keep = ("num_batches_tracked", "filter")  # TReS's L2 pooling filter is not a weight
+    net = deterministic_init(entry.build(), seed=3, keep=keep).eval()
+    for bn in net.modules():  # statistics unlike the identity, so a wrong fold shows
+        if type(bn) is nn.BatchNorm2d:
+            bn.running_mean.uniform_(-0.5, 0.5)
+            bn.running_var.uniform_(0.5, 2.0)
+    inputs = [
+        torch.rand(2, 3, 224, 224, generator=torch.Generator().manual_seed(k)) for k in (1, 2)
+    ]
+    inputs = inputs[: entry.n_images]
+    with torch.no_grad():
+        expected = net(*inputs)
+        count = sum(type(m) is nn.BatchNorm2d for m in net.modules())
+        prepared = prepare_for_scoring(net, entry)
+        assert not any(type(m) is nn.BatchNorm2d for m in prepared.modules())
+        assert count == 53  # ResNet-50: stem, 16 blocks x 3, 4 shortcuts
+        torch.testing.assert_close(prepared(*inputs), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_only_batch_norms_that_directly_follow_a_convolution_fold():
+    class Act(nn.BatchNorm2d):  # a subclass does more than normalise (timm's BatchNormAct2d)
+        pass
+
+    net = nn.Sequential(
+        nn.Conv2d(3, 4, 3),
+        nn.BatchNorm2d(4),
+        nn.ReLU(),
+        nn.BatchNorm2d(4),
+        nn.Conv2d(4, 4, 1),
+        Act(4),
+    ).eval()
+    assert fold_batch_norms(net) == 1
+    assert [type(m).__name__ for m in net] == [
+        "Conv2d",
+        "Identity",
+        "ReLU",
+        "BatchNorm2d",
+        "Conv2d",
+        "Act",
+    ]
+    with pytest.raises(ValueError, match="eval mode"):
+        fold_batch_norms(nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4)))
