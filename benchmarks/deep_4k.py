@@ -16,7 +16,7 @@ import time
 
 import torch
 
-from _common import machine, markdown_table, uhd_pair, write_json
+from _common import machine, markdown_table, time_call, uhd_pair, write_json
 from iqa4k.models import cost, get_entry
 from iqa4k.models.inference import prepare_for_scoring
 from iqa4k.models.inputs import Views
@@ -50,14 +50,7 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _timed(fn) -> float:
-    fn()  # warm-up: allocations, kernels, caches
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
-
-
-def bench(model: str, policy: str, dist, ref, device, grid_tiles: int, batch: int) -> dict:
+def bench(model, policy, dist, ref, device, grid_tiles: int, batch: int, repeats: int) -> dict:
     entry = get_entry(model)
     options = release_options(model)
     net = prepare_for_scoring(entry.build(**options).eval(), entry).to(device)  # as scored
@@ -90,7 +83,7 @@ def bench(model: str, policy: str, dist, ref, device, grid_tiles: int, batch: in
             return entry.inputs.score(x, y if fr else None, **kwargs)
 
     with torch.inference_mode():
-        seconds = _timed(lambda: (run(), _sync(device)))
+        _, seconds = time_call(lambda: (run(), _sync(device)), repeats)  # median, warm
     per_crop_macs = cost.macs_per_forward(model, **options)
     seconds_per_image = seconds * crops / timed_crops
     gmacs = per_crop_macs * crops / 1e9
@@ -113,6 +106,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--grid-tiles", type=int, default=4)
     parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--repeats", type=int, default=3, help="timed calls (median)")
     args = parser.parse_args()
     device = torch.device(args.device)
     dist, ref = (t.to(device) for t in uhd_pair())
@@ -123,7 +117,9 @@ def main() -> None:
         for policy in args.policies.split(","):
             if model == "uiqa" and policy != "official":
                 continue  # UIQA has one way to see an image: its three views
-            row = bench(model, policy, dist, ref, device, args.grid_tiles, args.batch_size)
+            row = bench(
+                model, policy, dist, ref, device, args.grid_tiles, args.batch_size, args.repeats
+            )
             if device.type == "cuda":
                 row["images/s"] = round(1 / row["s/image"], 2)
             rows.append(row)

@@ -108,11 +108,10 @@ def swin_window_attention(attn: nn.Module, x: torch.Tensor) -> torch.Tensor:
     qkv = F.linear(x, attn.qkv.weight, attn.qkv.bias)
     q, k, v = qkv.reshape(x.shape[0], n, 3, heads, c // heads).permute(2, 0, 3, 1, 4)
     logits = (q * (c // heads) ** -0.5).matmul(k.transpose(-2, -1))
-    logits = logits + attn.get_relative_position_bias()
+    logits += attn.get_relative_position_bias()  # in place: same sums, no new array
     if any(shift):
         mask = _cached_shift_mask(size, window, shift).to(logits)
-        logits = logits.view(b, mask.shape[0], heads, n, n) + mask[None, :, None]
-        logits = logits.view(-1, heads, n, n)
+        logits.view(b, mask.shape[0], heads, n, n).add_(mask[None, :, None])
     p = F.dropout(flushed_softmax(logits), p=attn.attention_dropout, training=attn.training)
     x = p.matmul(v).transpose(1, 2).reshape(x.shape[0], n, c)
     x = F.dropout(F.linear(x, attn.proj.weight, attn.proj.bias), attn.dropout, attn.training)

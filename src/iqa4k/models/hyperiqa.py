@@ -248,7 +248,7 @@ def build(**options: int) -> HyperIQA:
 ENTRY = ModelEntry(
     name="hyperiqa",
     build=build,
-    channels_last=True,  # a ResNet-50: benchmarks/deep_4k.py
+    channels_last=True,  # benchmarks/deep_4k.py
     inputs=Crops(NET_INPUT, PROTOCOL),
     releases=RELEASES,
     citation=(

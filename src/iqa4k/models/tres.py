@@ -335,7 +335,7 @@ def build(**options: str | int) -> TReS:
 ENTRY = ModelEntry(
     name="tres",
     build=build,
-    channels_last=True,  # a ResNet-50: benchmarks/deep_4k.py
+    channels_last=True,  # benchmarks/deep_4k.py
     inputs=Crops(NET_INPUT, PROTOCOL),
     releases=RELEASES,
     citation=(
