@@ -10,7 +10,6 @@ from iqa4k.models import get_entry
 from iqa4k.models.inference import fold_batch_norms, prepare_for_scoring
 from iqa4k.testing import deterministic_init
 
-
 # batch norms that follow a convolution: ResNet-50's stem, 16 blocks x 3 and 4 shortcuts;
 # MaxViT-B's stem and 24 MBConv blocks x 2 (their pre-norms come before a convolution)
 FOLDED = {"hyperiqa": 53, "tres": 53, "ahiq": 53, "maxiqa": 49}
