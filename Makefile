@@ -24,6 +24,7 @@ bench: $(BIN)/.installed
 	$(BIN)/python -m pip install --quiet -e '.[compare]'
 	$(BIN)/python benchmarks/classic_4k.py
 	$(BIN)/python benchmarks/nrqm_4k.py
+	$(BIN)/python benchmarks/heap.py
 
 bench-deep: $(BIN)/.installed
 	$(BIN)/python benchmarks/deep_4k.py

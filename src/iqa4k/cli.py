@@ -17,6 +17,7 @@ from typing import Any
 from .engine import ENGINES
 from .errors import IQAError, OptionError
 from .evaluation import IMAGE_COLUMNS, evaluate_csv
+from .heap import keep_freed_memory
 from .registry import METRICS, get_spec
 from .report.maps import overlay_writer
 from .report.plots import plot_evaluation
@@ -579,6 +580,7 @@ def _fail(message: str, code: int) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (0 ok, 1 failures, 2 usage)."""
     flush_subnormals()  # before torch starts its threads, which copy the setting
+    keep_freed_memory()  # 4K arrays reused rather than faulted in anew for every image
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

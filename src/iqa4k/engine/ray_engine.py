@@ -57,10 +57,12 @@ class _Scorer:
     ):
         import torch
 
+        from ..heap import keep_freed_memory
         from ..metric import create_metric
         from ..subnormals import flush_subnormals
 
         flush_subnormals()  # as the command does: the same speed in a worker
+        keep_freed_memory()
         if device is None or device == "cpu":
             torch.set_num_threads(1)  # one core per actor: Ray schedules one CPU for each
         self.models = {n: create_metric(n, device=device, **options[n]) for n in names}
