@@ -6,6 +6,8 @@ import json
 import os
 import platform
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from datetime import date
@@ -80,3 +82,12 @@ def report(name: str, heading: str, rows: list[dict], *notes: str) -> Path:
     for note in notes:
         print(note)
     return write_json(name, rows)
+
+
+def run_child(code: str, *args: str) -> dict:
+    """Run ``code`` in a fresh interpreter (in this folder) with ``args``; the JSON object on
+    the last line of its output."""
+    done = subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1])

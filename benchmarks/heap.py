@@ -8,11 +8,7 @@ bit. Run: ``python benchmarks/heap.py`` (Linux with glibc).
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-
-from _common import ROOT, report
+from _common import report, run_child
 
 _CHILD = r"""
 import json, statistics, sys, time, torch
@@ -44,21 +40,10 @@ print(json.dumps({"s": statistics.median(times), "out": out.flatten().tolist()})
 CASES = {"nrqm": "NRQM features, 3832x2152", "ssim": "SSIM, 3840x2160 pair"}
 
 
-def _run(case: str, variant: str) -> dict:
-    out = subprocess.run(
-        [sys.executable, "-c", _CHILD, case, variant],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=ROOT,
-    )
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
 def main() -> None:
     rows = []
     for case, what in CASES.items():
-        default, kept = _run(case, "default"), _run(case, "kept")
+        default, kept = run_child(_CHILD, case, "default"), run_child(_CHILD, case, "kept")
         rows.append(
             {
                 "work": what,

@@ -8,11 +8,7 @@ output values of each pair are compared bit for bit. Run: ``python benchmarks/su
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-
-from _common import ROOT, report
+from _common import report, run_child
 
 _CHILD = r"""
 import json, statistics, sys, time, torch
@@ -50,21 +46,10 @@ CASES = {
 }
 
 
-def _run(case: str, variant: str) -> dict:
-    out = subprocess.run(
-        [sys.executable, "-c", _CHILD, case, variant],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=ROOT,
-    )
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
 def main() -> None:
     rows = []
     for case, (what, before, after) in CASES.items():
-        slow, fast = _run(case, "plain"), _run(case, "flushed")
+        slow, fast = run_child(_CHILD, case, "plain"), run_child(_CHILD, case, "flushed")
         rows.append(
             {
                 "network": what,
