@@ -11,8 +11,8 @@
   oneDNN's convolutions then skip a layout conversion at every layer.
 
 Both change rounding only: outputs stay within 1e-5 of the unprepared network's with the
-test weights of ``tests/test_inference.py`` (measured: 3e-7 for MaxIQA). ``benchmarks/
-deep_4k.py`` times the prepared networks. Training keeps the unfolded network.
+test weights of ``tests/test_inference.py``. ``benchmarks/deep_4k.py`` times the prepared
+networks. Training keeps the unfolded network.
 """
 
 from __future__ import annotations
