@@ -6,8 +6,9 @@ metric at 4K allocates and frees arrays of 30-130 MB per image, so scoring pays 
 pages again and again. With the thresholds below, such blocks are reused instead:
 ``benchmarks/heap.py`` times NRQM's features and SSIM at 4K both ways, side by side
 (BENCHMARKS.md). The cost: the process keeps up to :data:`TRIM_THRESHOLD` of freed memory
-at the top of its heap instead of returning it. Scores cannot change: torch aligns every
-tensor to 64 bytes wherever its memory comes from.
+at the top of its heap instead of returning it. Scores stay the same bits (torch aligns every
+tensor to 64 bytes wherever its memory comes from; ``tests/test_heap.py`` checks SSIM and
+NIQE, whose NumPy arrays are not so aligned).
 
 The ``iqa4k`` command and the Ray workers call :func:`keep_freed_memory` first thing; in your
 own program, call it yourself if the trade suits you.
