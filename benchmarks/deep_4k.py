@@ -6,7 +6,7 @@ The networks have random weights (speed does not depend on them), so nothing is 
 ``grid`` (full coverage) is timed on ``--grid-tiles`` tiles and scaled to the full tiling,
 which the table marks; ``official`` and ``centre`` are timed on the whole image. With a GPU
 (``--device cuda``) the same rows give images per second. Subnormal floats are flushed, as in
-the ``iqa4k`` command (iqa4k.subnormals).
+the ``iqa4k`` command (iqa4k.process).
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from iqa4k.models import cost, get_entry
 from iqa4k.models.inference import prepare_for_scoring
 from iqa4k.models.inputs import Views
 from iqa4k.models.sampling import grid_positions
+from iqa4k.process import flush_subnormals
 from iqa4k.registry import METRICS
-from iqa4k.subnormals import flush_subnormals
 
 MODELS = ("hyperiqa", "tres", "maxiqa", "uiqa", "ahiq", "maniqa")
 

@@ -1,4 +1,4 @@
-"""Freed memory reused or returned (iqa4k.heap), side by side in one run: NRQM's features and
+"""Freed memory reused or returned (iqa4k.process), side by side in one run: NRQM's features and
 SSIM at 4K, each in a process with glibc's default thresholds and in one that calls
 ``keep_freed_memory()`` first, as the ``iqa4k`` command does. Input: the degraded 4K image of
 ``classic_4k.py`` (NRQM: its luma as NRQM sees it, 3832x2152; SSIM: the 3840x2160 pair).
@@ -14,7 +14,7 @@ _CHILD = r"""
 import json, statistics, sys, time, torch
 case, variant = sys.argv[1], sys.argv[2]
 if variant == "kept":
-    from iqa4k.heap import keep_freed_memory
+    from iqa4k.process import keep_freed_memory
     assert keep_freed_memory()
 from _common import uhd_pair
 dist, ref = uhd_pair()

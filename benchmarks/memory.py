@@ -27,7 +27,7 @@ _CHILD = r"""
 import json, sys
 import torch
 import iqa4k
-from iqa4k.heap import keep_freed_memory
+from iqa4k.process import keep_freed_memory
 from iqa4k.io import load_image
 
 keep_freed_memory()  # as the iqa4k command does

@@ -1,7 +1,7 @@
 """Subnormal floats on the CPU, side by side in one run: torchvision's Swin-T at 480 with its
 own window attention and with iqa4k's (masked probabilities zero, iqa4k.models.attention), and
 MaxIQA's network (4 crops of 224) in a process that leaves subnormals to the CPU's slow path
-and in one that flushes them (iqa4k.subnormals, as the ``iqa4k`` command does). Random
+and in one that flushes them (iqa4k.process, as the ``iqa4k`` command does). Random
 weights (seed 0); milliseconds per forward pass, median of 5 after 2 warm-ups; the first 64
 output values of each pair are compared bit for bit. Run: ``python benchmarks/subnormals.py``.
 """
@@ -14,7 +14,7 @@ _CHILD = r"""
 import json, statistics, sys, time, torch
 case, variant = sys.argv[1], sys.argv[2]
 if variant == "flushed" and case == "maxiqa":
-    from iqa4k.subnormals import flush_subnormals
+    from iqa4k.process import flush_subnormals
     flush_subnormals()
 torch.manual_seed(0)
 if case == "swin_t":

@@ -1,4 +1,4 @@
-"""Keeping freed memory for reuse (iqa4k.heap) changes no score: a process that sets glibc's
+"""Keeping freed memory for reuse (iqa4k.process) changes no score: a process that sets glibc's
 thresholds gives the same bits as one that does not, for a metric that allocates and frees
 arrays above glibc's default mmap threshold."""
 
@@ -13,7 +13,7 @@ import pytest
 _CHILD = r"""
 import sys, torch, iqa4k
 if sys.argv[1] == "kept":
-    from iqa4k.heap import keep_freed_memory
+    from iqa4k.process import keep_freed_memory
     assert keep_freed_memory()
 g = torch.Generator().manual_seed(0)
 ref = torch.rand(1, 3, 1200, 1600, generator=g)

@@ -1,4 +1,4 @@
-"""Flushing subnormals (iqa4k.subnormals) changes no score: MaxIQA's network, whose random
+"""Flushing subnormals (iqa4k.process) changes no score: MaxIQA's network, whose random
 weights make subnormal activations, gives the same bits in a process that flushes them."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import sys
 _CHILD = r"""
 import sys, torch
 if sys.argv[1] == "flush":
-    from iqa4k.subnormals import flush_subnormals
+    from iqa4k.process import flush_subnormals
     assert flush_subnormals()
 from iqa4k.models import get_entry
 entry = get_entry("maxiqa")

@@ -17,7 +17,7 @@ from typing import Any
 from .engine import ENGINES
 from .errors import IQAError, OptionError
 from .evaluation import IMAGE_COLUMNS, evaluate_csv
-from .heap import keep_freed_memory
+from .process import tune_process
 from .registry import METRICS, get_spec
 from .report.maps import overlay_writer
 from .report.plots import plot_evaluation
@@ -30,7 +30,6 @@ from .report.tables import (
 )
 from .results_file import FORMATS
 from .scoring import metric_names, score_files
-from .subnormals import flush_subnormals
 
 __all__ = ["build_parser", "main", "parse_value"]
 
@@ -579,8 +578,7 @@ def _fail(message: str, code: int) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (0 ok, 1 failures, 2 usage)."""
-    flush_subnormals()  # before torch starts its threads, which copy the setting
-    keep_freed_memory()  # 4K arrays reused rather than faulted in anew for every image
+    tune_process()  # before torch starts its threads, which copy the subnormal setting
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

@@ -57,12 +57,10 @@ class _Scorer:
     ):
         import torch
 
-        from ..heap import keep_freed_memory
         from ..metric import create_metric
-        from ..subnormals import flush_subnormals
+        from ..process import tune_process
 
-        flush_subnormals()  # as the command does: the same speed in a worker
-        keep_freed_memory()
+        tune_process()  # as the command does: the same speed in a worker
         if device is None or device == "cpu":
             torch.set_num_threads(1)  # one core per actor: Ray schedules one CPU for each
         self.models = {n: create_metric(n, device=device, **options[n]) for n in names}
