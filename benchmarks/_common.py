@@ -91,3 +91,10 @@ def run_child(code: str, *args: str) -> dict:
         [sys.executable, "-c", code, *args], capture_output=True, text=True, check=True, cwd=ROOT
     )
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def side_by_side(code: str, case: str, variants: tuple[str, str], key: str) -> tuple:
+    """``case`` run by ``code`` in a fresh interpreter per variant: (the two ``key`` figures,
+    their ratio, whether the two ``out`` values are equal)."""
+    a, b = (run_child(code, case, variant) for variant in variants)
+    return a[key], b[key], a[key] / b[key], a["out"] == b["out"]

@@ -8,7 +8,7 @@ bit. Run: ``python benchmarks/heap.py`` (Linux with glibc).
 
 from __future__ import annotations
 
-from _common import report, run_child
+from _common import report, side_by_side
 
 _CHILD = r"""
 import json, statistics, sys, time, torch
@@ -43,14 +43,14 @@ CASES = {"nrqm": "NRQM features, 3832x2152", "ssim": "SSIM, 3840x2160 pair"}
 def main() -> None:
     rows = []
     for case, what in CASES.items():
-        default, kept = run_child(_CHILD, case, "default"), run_child(_CHILD, case, "kept")
+        default, kept, ratio, same = side_by_side(_CHILD, case, ("default", "kept"), "s")
         rows.append(
             {
                 "work": what,
-                "glibc default s": round(default["s"], 2),
-                "freed memory kept s": round(kept["s"], 2),
-                "ratio": round(default["s"] / kept["s"], 2),
-                "same result": default["out"] == kept["out"],
+                "glibc default s": round(default, 2),
+                "freed memory kept s": round(kept, 2),
+                "ratio": round(ratio, 2),
+                "same result": same,
             }
         )
         print(rows[-1], flush=True)

@@ -12,13 +12,10 @@ enlarged (and, for FR metrics, its x4 bicubic copy), written once as BMP into a 
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
-from _common import UHD_PHOTO, report
+from _common import UHD_PHOTO, report, run_child
 
 METRICS = ("psnr", "psnr_y", "ssim", "ssim_y", "ms_ssim", "niqe", "brisque", "piqe")
 SIZES = {"4k": (3840, 2160), "8k": (7680, 5120), "16k": (15360, 8640)}
@@ -67,16 +64,6 @@ def make_images(folder: Path, size: tuple[int, int]) -> tuple[Path, Path]:
     return dist_path, ref_path
 
 
-def measure(metric: str, dist: Path, ref: Path) -> dict:
-    done = subprocess.run(
-        [sys.executable, "-c", _CHILD, metric, str(dist), str(ref)],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--metrics", default=",".join(METRICS))
@@ -90,7 +77,7 @@ def main() -> None:
             for name in sizes:
                 w, h = SIZES[name]
                 dist, ref = make_images(Path(tmp), (w, h))
-                mb = measure(metric, dist, ref)["above_baseline_mb"]
+                mb = run_child(_CHILD, metric, str(dist), str(ref))["above_baseline_mb"]
                 row[f"{name} MB"] = round(mb)
                 row[f"{name} B/px"] = round(mb * 2**20 / (w * h), 1)
             rows.append(row)
