@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +27,21 @@ def fixture_path(*parts: str) -> Path:
     if not path.exists():
         pytest.skip(f"fixture {path} is absent (tests read ../shared/fixtures in place)")
     return path
+
+
+def python_words(code: str, *args: str, env: dict[str, str] | None = None) -> list[str]:
+    """What a fresh interpreter prints running ``code`` with ``args`` (from the project root,
+    so ``tests`` imports), split into words."""
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run(
+        [sys.executable, "-c", code, *args],
+        env=env,
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout.split()
 
 
 def load_rgb(path: Path, dtype: torch.dtype = torch.float32) -> torch.Tensor:

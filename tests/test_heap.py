@@ -5,10 +5,10 @@ arrays above glibc's default mmap threshold."""
 from __future__ import annotations
 
 import platform
-import subprocess
-import sys
 
 import pytest
+
+from .conftest import python_words
 
 _CHILD = r"""
 import sys, torch, iqa4k
@@ -27,11 +27,5 @@ for name in ("ssim", "niqe"):
 
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's allocator only")
 def test_scores_are_the_same_bits_with_freed_memory_kept():
-    def run(variant: str) -> str:
-        out = subprocess.run(
-            [sys.executable, "-c", _CHILD, variant], capture_output=True, text=True, check=True
-        )
-        return out.stdout
-
-    default, kept = run("default"), run("kept")
-    assert default == kept and len(default.split()) == 4
+    default, kept = python_words(_CHILD, "default"), python_words(_CHILD, "kept")
+    assert default == kept and len(default) == 4

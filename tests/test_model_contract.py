@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import inspect
 import os
-import subprocess
-import sys
 import types
 from pathlib import Path
 
@@ -26,6 +24,8 @@ from iqa4k.models.loading import checkpoint_meta
 from iqa4k.models.table import metric_spec
 from iqa4k.perceptual import backbone as perceptual_backbone
 from iqa4k.registry import METRICS
+
+from .conftest import python_words
 
 
 def test_models_metric_rows_and_files_come_from_the_entries():
@@ -73,10 +73,7 @@ def test_release_files_are_registered_on_import_without_heavy_imports(tmp_path):
         "print('timm' in sys.modules, 'torchvision' in sys.modules)"
     )
     env = {**os.environ, "IQA4K_HOME": str(tmp_path)}
-    out = subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
-    )
-    assert out.stdout.split() == ["False", "False", "False", "False"]
+    assert python_words(code, env=env) == ["False", "False", "False", "False"]
 
 
 def test_a_release_lists_what_it_needs_and_who_reads_it():

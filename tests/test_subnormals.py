@@ -3,8 +3,7 @@ weights make subnormal activations, gives the same bits in a process that flushe
 
 from __future__ import annotations
 
-import subprocess
-import sys
+from .conftest import python_words
 
 _CHILD = r"""
 import sys, torch
@@ -29,15 +28,8 @@ print(sum(found), *(s.hex() for s in scores.double().tolist()))
 """
 
 
-def _run(mode: str) -> list[str]:
-    out = subprocess.run(
-        [sys.executable, "-c", _CHILD, mode], capture_output=True, text=True, check=True
-    )
-    return out.stdout.split()
-
-
 def test_flushing_subnormals_changes_no_score():
-    plain, flushed = _run("plain"), _run("flush")
+    plain, flushed = python_words(_CHILD, "plain"), python_words(_CHILD, "flush")
     assert int(plain[0]) > 0  # the network does make subnormals: the case is exercised
     assert int(flushed[0]) == 0
     assert plain[1:] == flushed[1:]
