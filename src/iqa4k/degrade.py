@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from .errors import InputError, OptionError
+from .io import to_8bit_hwc
 
 __all__ = ["gaussian_blur", "gaussian_noise", "jpeg", "resample", "sr_suite"]
 
@@ -72,9 +73,9 @@ def jpeg(x: torch.Tensor, quality: int) -> torch.Tensor:
     b, single = _as_batch(x)
     out = []
     for img in b:
-        arr = (img.detach().cpu().clamp(0, 1) * 255.0).round().to(torch.uint8)
         buf = io.BytesIO()
-        Image.fromarray(arr.permute(1, 2, 0).numpy()).save(buf, format="JPEG", quality=int(quality))
+        pixels = to_8bit_hwc(img.detach().cpu()).numpy()
+        Image.fromarray(pixels).save(buf, format="JPEG", quality=int(quality))
         buf.seek(0)
         with Image.open(buf) as decoded:
             back = np.asarray(decoded.convert("RGB"), dtype=np.float32) / 255.0

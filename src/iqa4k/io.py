@@ -254,8 +254,21 @@ def save_image(image: torch.Tensor, path: str | os.PathLike, *, quality: int = 9
         raise InputError(f"save_image expects [3,H,W] or [1,3,H,W], got {tuple(image.shape)}")
     if not bool(torch.isfinite(x).all()):
         raise InputError("save_image: the image has NaN or infinite values")
-    pixels = x.float().clamp(0, 1).mul(255).round().to(torch.uint8).permute(1, 2, 0)
-    Image.fromarray(pixels.contiguous().cpu().numpy()).save(path, quality=quality)
+    Image.fromarray(to_8bit_hwc(x.float().cpu()).numpy()).save(path, quality=quality)
+
+
+_QUANTIZE_ROWS = 64  # rows rounded at a time: the float temporaries stay in cache
+
+
+def to_8bit_hwc(image: torch.Tensor) -> torch.Tensor:
+    """``[C,H,W]`` in [0, 1] (CPU) -> ``[H,W,C]`` uint8: clamped, times 255 and rounded to
+    nearest in the image's dtype, a band of rows at a time."""
+    h, w = image.shape[-2:]
+    out = torch.empty(h, w, image.shape[0], dtype=torch.uint8)
+    for r in range(0, h, _QUANTIZE_ROWS):
+        band = image[:, r : r + _QUANTIZE_ROWS].clamp(0, 1).mul_(255).round_()
+        out[r : r + _QUANTIZE_ROWS].copy_(band.to(torch.uint8).permute(1, 2, 0))
+    return out
 
 
 # --- decoding ---------------------------------------------------------------------------------

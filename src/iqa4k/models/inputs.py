@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from ..io import to_8bit_hwc
 from ..metric_spec import Option
 from .sampling import POLICIES, crop, grid_positions, positions, random_position
 
@@ -88,23 +89,10 @@ def pil_resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     it by up to a grey level, which is visible in the scores of the released models."""
     out = []
     for image in x:
-        pil = Image.fromarray(_as_8bit_hwc(image.detach().cpu()).numpy())
+        pil = Image.fromarray(to_8bit_hwc(image.detach().cpu()).numpy())
         resized = np.asarray(pil.resize((size[1], size[0]), Image.BILINEAR))
         out.append(torch.from_numpy(resized.copy()).permute(2, 0, 1))
     return torch.stack(out).to(device=x.device, dtype=x.dtype) / 255.0
-
-
-_QUANTIZE_ROWS = 64  # rows rounded at a time: the float temporaries stay in cache
-
-
-def _as_8bit_hwc(image: torch.Tensor) -> torch.Tensor:
-    """``[3,H,W]`` in [0, 1] -> ``[H,W,3]`` uint8, rounded to nearest, in bands of rows."""
-    h, w = image.shape[-2:]
-    out = torch.empty(h, w, image.shape[0], dtype=torch.uint8)
-    for r in range(0, h, _QUANTIZE_ROWS):
-        band = image[:, r : r + _QUANTIZE_ROWS].clamp(0, 1).mul_(255).round_()
-        out[r : r + _QUANTIZE_ROWS].copy_(band.to(torch.uint8).permute(1, 2, 0))
-    return out
 
 
 @dataclass(frozen=True)
