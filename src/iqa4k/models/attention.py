@@ -51,7 +51,12 @@ def shift_mask(size: tuple[int, int], window: tuple[int, int], shift: tuple[int,
     return torch.where(cells[:, None, :] != cells[:, :, None], -100.0, 0.0)
 
 
-_cached_shift_mask = functools.lru_cache(maxsize=32)(shift_mask)  # read only, never a buffer
+@functools.lru_cache(maxsize=32)
+def _cached_shift_mask(size, window, shift, device, dtype) -> torch.Tensor:
+    """:func:`shift_mask` made once per device and dtype (read only, never a buffer): no copy
+    to the device at every block."""
+    with torch.inference_mode(False):
+        return shift_mask(size, window, shift).to(device=device, dtype=dtype)
 
 
 def partition_windows(x: torch.Tensor, window: tuple[int, int]) -> torch.Tensor:
@@ -110,7 +115,7 @@ def swin_window_attention(attn: nn.Module, x: torch.Tensor) -> torch.Tensor:
     logits = (q * (c // heads) ** -0.5).matmul(k.transpose(-2, -1))
     logits += attn.get_relative_position_bias()  # in place: same sums, no new array
     if any(shift):
-        mask = _cached_shift_mask(size, window, shift).to(logits)
+        mask = _cached_shift_mask(size, window, shift, logits.device, logits.dtype)
         logits.view(b, mask.shape[0], heads, n, n).add_(mask[None, :, None])
     p = F.dropout(flushed_softmax(logits), p=attn.attention_dropout, training=attn.training)
     x = p.matmul(v).transpose(1, 2).reshape(x.shape[0], n, c)
