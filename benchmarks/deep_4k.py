@@ -5,8 +5,8 @@ Run: ``python benchmarks/deep_4k.py [--models maniqa,uiqa] [--policies official,
 The networks have random weights (speed does not depend on them), so nothing is downloaded.
 ``grid`` (full coverage) is timed on ``--grid-tiles`` tiles and scaled to the full tiling,
 which the table marks; ``official`` and ``centre`` are timed on the whole image. With a GPU
-(``--device cuda``) the same rows give images per second. Subnormal floats are flushed, as in
-the ``iqa4k`` command (iqa4k.process).
+(``--device cuda``) the same rows give images per second. The process is set up as the
+``iqa4k`` command sets up its own (iqa4k.process: subnormal floats flushed, freed memory kept).
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ import torch
 
 from _common import machine, markdown_table, time_call, uhd_pair, write_json
 from iqa4k.models import cost, get_entry
-from iqa4k.models.inference import prepare_for_scoring
+from iqa4k.models.inference import prepare_for_scoring, with_precision
 from iqa4k.models.inputs import Views
 from iqa4k.models.sampling import grid_positions
-from iqa4k.process import flush_subnormals
+from iqa4k.process import tune_process
 from iqa4k.registry import METRICS
 
 MODELS = ("hyperiqa", "tres", "maxiqa", "uiqa", "ahiq", "maniqa")
@@ -50,10 +50,19 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def bench(model, policy, dist, ref, device, grid_tiles: int, batch: int, repeats: int) -> dict:
+def scoring_net(model: str, device: torch.device, precision: str = "fp32") -> torch.nn.Module:
+    """The release's network with random weights, prepared as a loaded metric prepares it."""
+    entry = get_entry(model)
+    net = prepare_for_scoring(entry.build(**release_options(model)).eval(), entry)
+    return with_precision(net, entry, precision).to(device)
+
+
+def bench(
+    model, policy, dist, ref, device, grid_tiles: int, batch: int, repeats: int, precision="fp32"
+) -> dict:
     entry = get_entry(model)
     options = release_options(model)
-    net = prepare_for_scoring(entry.build(**options).eval(), entry).to(device)  # as scored
+    net = scoring_net(model, device, precision)
     fr = entry.kind == "FR"
     size = entry.inputs.net_input.size
     tiles = len(grid_positions(*dist.shape[-2:], size)) if policy == "grid" else None
@@ -99,7 +108,7 @@ def bench(model, policy, dist, ref, device, grid_tiles: int, batch: int, repeats
 
 
 def main() -> None:
-    flush_subnormals()  # as the iqa4k command does, before torch starts its threads
+    tune_process()  # as the iqa4k command does, before torch starts its threads
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--policies", default="official,grid")

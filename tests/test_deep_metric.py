@@ -7,6 +7,7 @@ own tests check each network against the official code.
 
 from __future__ import annotations
 
+import csv
 import socket
 import urllib.request
 
@@ -16,7 +17,8 @@ import torch
 import iqa4k
 from iqa4k import weights
 from iqa4k.cli import main
-from iqa4k.errors import WeightsNotFoundError
+from iqa4k.errors import OptionError, WeightsNotFoundError
+from iqa4k.io import save_image
 from iqa4k.models import ENTRIES, create_model, hyperiqa
 from iqa4k.models.checkpoint import read_checkpoint
 from iqa4k.testing import deterministic_init
@@ -73,6 +75,24 @@ def test_same_image_same_score_whatever_the_batch(metric):
     assert both.shape == (2,)
     assert torch.allclose(both, alone, atol=1e-5)
     assert torch.equal(metric(a), metric(a))  # seeded crops: deterministic
+
+
+def test_bf16_precision_is_an_option_that_moves_scores_slightly(checkpoint, metric, tmp_path):
+    path = str(checkpoint[0])
+    half = iqa4k.create_metric("hyperiqa", weights=path, n_crops=4, precision="bf16")
+    x = _image(4)
+    full, reduced = metric(x), half(x)
+    assert reduced.dtype == torch.float32 and 0 < abs(reduced - full).item() < 0.01 * abs(full)
+    assert torch.equal(half(x), reduced)  # deterministic on the same machine and batch
+    with pytest.raises(OptionError, match="precision must be one of"):
+        iqa4k.create_metric("hyperiqa", weights=path, precision="fp16")
+    image = tmp_path / "x.png"
+    save_image(x[0], image)
+    out = tmp_path / "s.csv"
+    args = ["score", "-m", "hyperiqa", "--opt", f"weights={path}", "--opt", "n_crops=4"]
+    assert main([*args, "--opt", "precision=bf16", str(image), "-o", str(out)]) == 0
+    row = next(csv.DictReader(out.open()))
+    assert float(row["hyperiqa"]) == pytest.approx(half(str(image)).item(), abs=1e-6)
 
 
 def test_seed_and_policy_change_the_crops_not_the_determinism(checkpoint):

@@ -40,7 +40,7 @@ def outputs(model, crops) -> dict:
         paras = model.hyper(crops)
         return {
             "paras": paras,
-            "both": model.target(paras),
+            "both": model.target_net(paras),
             "alone": [model(crops[i : i + 1]) for i in range(len(crops))],
         }
 

@@ -349,6 +349,7 @@ def build(patch_size: int = 8) -> AHIQ:
 ENTRY = ModelEntry(
     name="ahiq",
     build=build,
+    head=("regressor.conv", "regressor.conv_attent"),
     inputs=Crops(NET_INPUT, PROTOCOL, patch_scores=True),
     releases=RELEASES,
     citation=(

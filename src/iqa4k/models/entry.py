@@ -65,6 +65,9 @@ class ModelEntry:
     load: Loader | None = None  # for official files that are not one whole state_dict
     pretrained: tuple[Pretrained, ...] = ()  # what official training starts from
     channels_last: bool = False  # scored with channels-last memory (faster convolutions)
+    # submodules that turn features into the score: kept in float32 when the metric's
+    # ``precision`` option runs the rest in bfloat16 (scores are not rounded to 8 bits)
+    head: tuple[str, ...] = ()
 
     @property
     def n_images(self) -> int:

@@ -138,6 +138,23 @@ class _LdaBackbone(nn.Module):
         return x, torch.cat(taps, dim=1)
 
 
+class TargetNet(nn.Module):
+    """The official ``TargetNet(paras)(paras['target_in_vec'])`` for a whole batch: ``[B]``.
+
+    It has no parameters of its own: each image brings its weights (:meth:`HyperIQA.hyper`),
+    so every layer is a batched matrix-vector product.
+    """
+
+    def forward(self, paras: dict[str, torch.Tensor]) -> torch.Tensor:
+        q = paras["target_in_vec"].flatten(1)
+        for i in range(1, 6):
+            weight = paras[f"target_fc{i}w"].flatten(2)  # [B, out, in]
+            q = torch.einsum("boi,bi->bo", weight, q) + paras[f"target_fc{i}b"]
+            if i < 5:  # the last layer is linear
+                q = torch.sigmoid(q)
+        return q[:, 0]  # (F) the official .squeeze() returns a 0-d tensor at B=1
+
+
 class HyperIQA(nn.Module):
     """The official ``HyperNet`` with the target network evaluated on its outputs.
 
@@ -188,6 +205,7 @@ class HyperIQA(nn.Module):
             setattr(self, f"fc{i}b_fc", nn.Linear(hyper, n_out))
         self.fc5w_fc = nn.Linear(hyper, target_fc4_size)
         self.fc5b_fc = nn.Linear(hyper, 1)
+        self.target_net = TargetNet()
 
         # the official code re-initialises every weight-generating layer (not conv1)
         for i in (1, 2, 3, 4):
@@ -221,23 +239,9 @@ class HyperIQA(nn.Module):
         paras["target_fc5b"] = self.fc5b_fc(g)
         return paras
 
-    @staticmethod
-    def target(paras: dict[str, torch.Tensor]) -> torch.Tensor:
-        """The official ``TargetNet(paras)(paras['target_in_vec'])`` for a whole batch: ``[B]``.
-
-        Each image has its own weights, so every layer is a batched matrix-vector product.
-        """
-        q = paras["target_in_vec"].flatten(1)
-        for i in range(1, 6):
-            weight = paras[f"target_fc{i}w"].flatten(2)  # [B, out, in]
-            q = torch.einsum("boi,bi->bo", weight, q) + paras[f"target_fc{i}b"]
-            if i < 5:  # the last layer is linear
-                q = torch.sigmoid(q)
-        return q[:, 0]  # (F) the official .squeeze() returns a 0-d tensor at B=1
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``[B,3,224,224]`` ImageNet-normalised crops -> ``[B]`` quality scores."""
-        return self.target(self.hyper(x))
+        return self.target_net(self.hyper(x))
 
 
 def build(**options: int) -> HyperIQA:
@@ -248,6 +252,7 @@ def build(**options: int) -> HyperIQA:
 ENTRY = ModelEntry(
     name="hyperiqa",
     build=build,
+    head=("target_net",),
     channels_last=True,  # benchmarks/deep_4k.py
     inputs=Crops(NET_INPUT, PROTOCOL),
     releases=RELEASES,

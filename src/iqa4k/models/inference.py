@@ -13,6 +13,11 @@
 Both change rounding only: outputs stay within 1e-5 of the unprepared network's with the
 test weights of ``tests/test_inference.py``. ``benchmarks/deep_4k.py`` times the prepared
 networks. Training keeps the unfolded network.
+
+On request (a deep metric's ``precision`` option, float32 by default) the network runs under
+autocast in bfloat16, except its head (``ModelEntry.head``), which makes the score from the
+features in float32: the scores move (``benchmarks/precision.py`` measures by how much) but
+are not rounded to a 16-bit float.
 """
 
 from __future__ import annotations
@@ -22,6 +27,10 @@ from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from .entry import ModelEntry
+
+# float16 is not offered: MANIQA's activations overflow it (inf, then NaN scores) with the
+# test weights, and bfloat16 has float32's range
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}
 
 
 def _resnet(n: int) -> tuple[tuple[str, str], ...]:
@@ -92,3 +101,62 @@ def _foldable(conv: nn.Module, bn: nn.Module) -> bool:
         and bn.track_running_stats
         and conv.out_channels == bn.num_features
     )
+
+
+def with_precision(net: nn.Module, entry: ModelEntry, precision: str) -> nn.Module:
+    """``net`` run in ``precision`` (a key of :data:`PRECISIONS`): itself for ``fp32``, else
+    under autocast with ``entry.head`` in float32. Changes ``net`` in place."""
+    dtype = PRECISIONS[precision]
+    if dtype is None:
+        return net
+    for name in entry.head:
+        parent, _, child = name.rpartition(".")
+        owner = net.get_submodule(parent)
+        owner.register_module(child, _FullPrecision(owner.get_submodule(child)))
+    return _Autocast(net, dtype)
+
+
+def _to_float(value):
+    """Floating tensors in ``value`` (nested in tuples, lists and dicts) as float32."""
+    if isinstance(value, torch.Tensor):
+        return value.float() if value.is_floating_point() else value
+    if isinstance(value, (tuple, list)):
+        return type(value)(_to_float(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _to_float(v) for k, v in value.items()}
+    return value
+
+
+def _device_type(value) -> str:
+    """The device type of the first tensor in ``value`` (nested as in :func:`_to_float`)."""
+    if isinstance(value, torch.Tensor):
+        return value.device.type
+    if not isinstance(value, (tuple, list, dict)):
+        return ""
+    items = value.values() if isinstance(value, dict) else value
+    return next(t for t in map(_device_type, items) if t)  # "" for non-tensor leaves
+
+
+class _Autocast(nn.Module):
+    """A network under autocast to ``dtype`` (matrix products and convolutions in it, the
+    rest as autocast decides); its outputs as float32."""
+
+    def __init__(self, net: nn.Module, dtype: torch.dtype) -> None:
+        super().__init__()
+        self.net, self.dtype = net, dtype
+
+    def forward(self, *args, **kwargs):
+        with torch.autocast(_device_type(args), dtype=self.dtype):
+            return _to_float(self.net(*args, **kwargs))
+
+
+class _FullPrecision(nn.Module):
+    """A submodule run in float32 on float32 inputs inside an autocast region."""
+
+    def __init__(self, module: nn.Module) -> None:
+        super().__init__()
+        self.module = module
+
+    def forward(self, *args):
+        with torch.autocast(_device_type(args), enabled=False):
+            return self.module(*_to_float(args))

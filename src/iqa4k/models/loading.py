@@ -18,7 +18,7 @@ from .. import weights
 from ..metric_spec import MetricSpec, Setup
 from .checkpoint import CheckpointError, load_into, read_checkpoint, save_checkpoint
 from .entry import ModelEntry
-from .inference import prepare_for_scoring
+from .inference import prepare_for_scoring, with_precision
 
 
 def weights_on_disk(entry: ModelEntry, release: str) -> bool:
@@ -126,7 +126,8 @@ def setup(entry: ModelEntry, release: str) -> Callable[[Mapping[str, Any]], Setu
 
     def build(options: Mapping[str, Any]) -> Setup:
         net = prepare_for_scoring(load_network(entry, release, options.get("weights", "")), entry)
-        call = {k: v for k, v in options.items() if k != "weights"}
+        net = with_precision(net, entry, options.get("precision", "fp32"))
+        call = {k: v for k, v in options.items() if k not in ("weights", "precision")}
         return Setup(call={**call, "net": net}, modules={"net": net})
 
     return build

@@ -394,6 +394,7 @@ def build(**options) -> MANIQA:
 ENTRY = ModelEntry(
     name="maniqa",
     build=build,
+    head=("fc_score", "fc_weight"),
     inputs=Crops(NET_INPUT, PROTOCOL, patch_scores=True),
     releases=RELEASES,
     citation=(

@@ -265,6 +265,7 @@ def build(**options: Any) -> MaxIQA:
 ENTRY = ModelEntry(
     name="maxiqa",
     build=build,
+    head=("mlp_basic", "fusion_head"),
     channels_last=True,  # benchmarks/deep_4k.py
     inputs=Crops(NET_INPUT, PROTOCOL),
     releases=RELEASES,

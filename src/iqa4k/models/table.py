@@ -6,12 +6,21 @@ from __future__ import annotations
 from ..metric_spec import MetricSpec, Option
 from . import ENTRIES
 from .entry import ModelEntry
+from .inference import PRECISIONS
 from .loading import setup
 
 WEIGHTS_OPTION = Option(
     "",
     "checkpoint file (official format or ours); empty: this release from the iqa4k cache, "
     "downloaded on first use when it has a direct link",
+)
+
+PRECISION_OPTION = Option(
+    "fp32",
+    "arithmetic of the network: fp32 (the official numbers), or bf16: autocast to bfloat16 "
+    "with the head in fp32, faster where the CPU or GPU has bfloat16 matrix units; scores "
+    "move (docs/models.md, Reduced precision)",
+    choices=tuple(PRECISIONS),
 )
 
 
@@ -27,7 +36,7 @@ def metric_spec(entry: ModelEntry, release: str) -> MetricSpec:
         summary=rel.summary,
         citation=entry.citation,
         function=entry.inputs.score,
-        options={"weights": WEIGHTS_OPTION, **entry.inputs.options},
+        options={"weights": WEIGHTS_OPTION, "precision": PRECISION_OPTION, **entry.inputs.options},
         setup=setup(entry, release),
         has_maps=entry.inputs.has_maps,
         model=(entry.name, release),

@@ -335,6 +335,7 @@ def build(**options: str | int) -> TReS:
 ENTRY = ModelEntry(
     name="tres",
     build=build,
+    head=("fc2", "fc"),
     channels_last=True,  # benchmarks/deep_4k.py
     inputs=Crops(NET_INPUT, PROTOCOL),
     releases=RELEASES,

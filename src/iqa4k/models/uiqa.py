@@ -230,6 +230,7 @@ def views(
 ENTRY = ModelEntry(
     name="uiqa",
     build=build,
+    head=("quality",),
     inputs=Views(
         NET_INPUT,
         views,
