@@ -30,6 +30,7 @@ bench-deep: $(BIN)/.installed
 	$(BIN)/python benchmarks/deep_4k.py
 	$(BIN)/python benchmarks/ahiq_kernels.py
 	$(BIN)/python benchmarks/subnormals.py
+	$(BIN)/python benchmarks/precision.py
 
 # The benchmark page of the CLIVE subset in the fixtures folder, opened in headless Chromium
 # (Debian package chromium): broken images and console errors fail it; look at the screenshot.

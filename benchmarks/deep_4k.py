@@ -50,7 +50,7 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def scoring_net(model: str, device: torch.device, precision: str = "fp32") -> torch.nn.Module:
+def scoring_net(model: str, device: torch.device, precision: str = "float32") -> torch.nn.Module:
     """The release's network with random weights, prepared as a loaded metric prepares it."""
     entry = get_entry(model)
     net = prepare_for_scoring(entry.build(**release_options(model)).eval(), entry)
@@ -58,7 +58,7 @@ def scoring_net(model: str, device: torch.device, precision: str = "fp32") -> to
 
 
 def bench(
-    model, policy, dist, ref, device, grid_tiles: int, batch: int, repeats: int, precision="fp32"
+    model, policy, dist, ref, device, grid_tiles: int, batch: int, repeats: int, precision="float32"
 ) -> dict:
     entry = get_entry(model)
     options = release_options(model)

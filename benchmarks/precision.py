@@ -3,7 +3,7 @@ image and how far the scores move.
 
 Run: ``python benchmarks/precision.py [--models uiqa,hyperiqa] [--repeats 3]``.
 - Speed: ``deep_4k.bench`` (official protocol, 3840x2160, median of the warm calls) with the
-  metric option ``precision=fp32`` and ``precision=bf16``, and a 2048x2048 matmul in each
+  metric option ``precision=float32`` and ``precision=bfloat16``, and a 2048x2048 matmul in each
   dtype, the machine's practical peak for it.
 - Scores: the demo's 16 images (the bundled 600x400 photo and its 15 degraded copies,
   ``iqa4k.degrade.sr_suite``; AHIQ compares each with the photo) scored by each network in
@@ -67,29 +67,29 @@ def main() -> None:
     args = parser.parse_args()
     cpu = torch.device("cpu")
     dist, ref = uhd_pair()
-    peaks = {"fp32": matmul_gflops(torch.float32), "bf16": matmul_gflops(torch.bfloat16)}
+    peaks = {"float32": matmul_gflops(torch.float32), "bfloat16": matmul_gflops(torch.bfloat16)}
     print(f"{machine()}; matmul GFLOP/s {peaks}", flush=True)
     rows = []
     for model in args.models.split(","):
         timed = {
             p: bench(model, "official", dist, ref, cpu, 4, 4, args.repeats, precision=p)
-            for p in ("fp32", "bf16")
+            for p in ("float32", "bfloat16")
         }
-        full, half = demo_scores(model, "fp32"), demo_scores(model, "bf16")
+        full, half = demo_scores(model, "float32"), demo_scores(model, "bfloat16")
         change = (half - full).abs()
         row = {
             "model": model,
-            "fp32 s/image": timed["fp32"]["s/image"],
-            "bf16 s/image": timed["bf16"]["s/image"],
-            "speed-up": round(timed["fp32"]["s/image"] / timed["bf16"]["s/image"], 2),
-            "bf16 % of bf16 matmul": round(100 * timed["bf16"]["GFLOP/s"] / peaks["bf16"]),
+            "fp32 s/image": timed["float32"]["s/image"],
+            "bf16 s/image": timed["bfloat16"]["s/image"],
+            "speed-up": round(timed["float32"]["s/image"] / timed["bfloat16"]["s/image"], 2),
+            "bf16 % of bf16 matmul": round(100 * timed["bfloat16"]["GFLOP/s"] / peaks["bfloat16"]),
             "max change / score": f"{(change / full.abs()).max().item():.2g}",
             "max change / spread": f"{(change.max() / (full.max() - full.min())).item():.2g}",
             "SRCC(fp32, bf16)": round(srcc(full.numpy(), half.numpy()), 3),
         }
         rows.append(row)
         print(row, flush=True)
-    print(f"\nmatmul GFLOP/s: fp32 {peaks['fp32']:.1f}, bf16 {peaks['bf16']:.1f}\n")
+    print(f"\nmatmul GFLOP/s: fp32 {peaks['float32']:.1f}, bf16 {peaks['bfloat16']:.1f}\n")
     print(markdown_table(rows, list(rows[0])))
     print(f"\nwrote {write_json('precision', rows)}")
 

@@ -79,18 +79,18 @@ def test_same_image_same_score_whatever_the_batch(metric):
 
 def test_bf16_precision_is_an_option_that_moves_scores_slightly(checkpoint, metric, tmp_path):
     path = str(checkpoint[0])
-    half = iqa4k.create_metric("hyperiqa", weights=path, n_crops=4, precision="bf16")
+    half = iqa4k.create_metric("hyperiqa", weights=path, n_crops=4, precision="bfloat16")
     x = _image(4)
     full, reduced = metric(x), half(x)
     assert reduced.dtype == torch.float32 and 0 < abs(reduced - full).item() < 0.01 * abs(full)
     assert torch.equal(half(x), reduced)  # deterministic on the same machine and batch
     with pytest.raises(OptionError, match="precision must be one of"):
-        iqa4k.create_metric("hyperiqa", weights=path, precision="fp16")
+        iqa4k.create_metric("hyperiqa", weights=path, precision="float16")
     image = tmp_path / "x.png"
     save_image(x[0], image)
     out = tmp_path / "s.csv"
     args = ["score", "-m", "hyperiqa", "--opt", f"weights={path}", "--opt", "n_crops=4"]
-    assert main([*args, "--opt", "precision=bf16", str(image), "-o", str(out)]) == 0
+    assert main([*args, "--opt", "precision=bfloat16", str(image), "-o", str(out)]) == 0
     row = next(csv.DictReader(out.open()))
     assert float(row["hyperiqa"]) == pytest.approx(half(str(image)).item(), abs=1e-6)
 

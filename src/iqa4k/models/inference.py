@@ -30,7 +30,7 @@ from .entry import ModelEntry
 
 # float16 is not offered: MANIQA's activations overflow it (inf, then NaN scores) with the
 # test weights, and bfloat16 has float32's range
-PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}
+PRECISIONS = {"float32": None, "bfloat16": torch.bfloat16}
 
 
 def _resnet(n: int) -> tuple[tuple[str, str], ...]:
@@ -104,7 +104,7 @@ def _foldable(conv: nn.Module, bn: nn.Module) -> bool:
 
 
 def with_precision(net: nn.Module, entry: ModelEntry, precision: str) -> nn.Module:
-    """``net`` run in ``precision`` (a key of :data:`PRECISIONS`): itself for ``fp32``, else
+    """``net`` run in ``precision`` (a key of :data:`PRECISIONS`): itself for ``float32``, else
     under autocast with ``entry.head`` in float32. Changes ``net`` in place."""
     dtype = PRECISIONS[precision]
     if dtype is None:

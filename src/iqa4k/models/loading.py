@@ -126,7 +126,7 @@ def setup(entry: ModelEntry, release: str) -> Callable[[Mapping[str, Any]], Setu
 
     def build(options: Mapping[str, Any]) -> Setup:
         net = prepare_for_scoring(load_network(entry, release, options.get("weights", "")), entry)
-        net = with_precision(net, entry, options.get("precision", "fp32"))
+        net = with_precision(net, entry, options.get("precision", "float32"))
         call = {k: v for k, v in options.items() if k not in ("weights", "precision")}
         return Setup(call={**call, "net": net}, modules={"net": net})
 

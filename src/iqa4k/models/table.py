@@ -16,10 +16,10 @@ WEIGHTS_OPTION = Option(
 )
 
 PRECISION_OPTION = Option(
-    "fp32",
-    "arithmetic of the network: fp32 (the official numbers), or bf16: autocast to bfloat16 "
-    "with the head in fp32, faster where the CPU or GPU has bfloat16 matrix units; scores "
-    "move (docs/models.md, Reduced precision)",
+    "float32",
+    "arithmetic of the network: float32 (the official numbers), or bfloat16: autocast to "
+    "bfloat16 with the head in float32, faster where the CPU or GPU has bfloat16 matrix "
+    "units; scores move (docs/models.md, Reduced precision)",
     choices=tuple(PRECISIONS),
 )
 
