@@ -231,6 +231,12 @@ def test_gpu_scores_equal_cpu_scores(checkpoint, metric):
     x = _image(13, 400, 500)
     gpu = iqa4k.create_metric("hyperiqa", weights=str(checkpoint[0]), n_crops=4, device="cuda")
     torch.testing.assert_close(gpu(x).cpu(), metric(x), rtol=0, atol=1e-5)
+    # bfloat16 autocast on the GPU: within the CPU's bfloat16 bound of the float32 score
+    path = str(checkpoint[0])
+    half = iqa4k.create_metric(
+        "hyperiqa", weights=path, n_crops=4, device="cuda", precision="bfloat16"
+    )
+    assert abs(half(x).cpu() - metric(x)).item() < 0.01 * abs(metric(x)).item()
 
 
 def test_only_file_hosts_are_fetched_automatically():
