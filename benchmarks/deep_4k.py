@@ -33,9 +33,11 @@ def release_options(model: str) -> dict:
     return get_entry(model).releases[release].options
 
 
-def matmul_gflops(device: torch.device, n: int = 2048, repeats: int = 10) -> float:
-    """fp32 GFLOP/s of an n x n matmul: the machine's practical peak for these networks."""
-    a, b = torch.rand(n, n, device=device), torch.rand(n, n, device=device)
+def matmul_gflops(
+    device: torch.device, dtype: torch.dtype = torch.float32, n: int = 2048, repeats: int = 10
+) -> float:
+    """GFLOP/s of an n x n matmul in ``dtype``: the machine's practical peak for these networks."""
+    a, b = (torch.rand(n, n, device=device).to(dtype) for _ in range(2))
     a @ b
     _sync(device)
     start = time.perf_counter()

@@ -16,27 +16,17 @@ Run: ``python benchmarks/precision.py [--models uiqa,hyperiqa] [--repeats 3]``.
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
 
 from _common import machine, markdown_table, uhd_pair, write_json
-from deep_4k import MODELS, bench, scoring_net
+from deep_4k import MODELS, bench, matmul_gflops, scoring_net
 from iqa4k.degrade import sr_suite
 from iqa4k.demo import sample_image
 from iqa4k.models import get_entry
 from iqa4k.models.inputs import Views
 from iqa4k.process import tune_process
 from iqa4k.stats import srcc
-
-
-def matmul_gflops(dtype: torch.dtype, n: int = 2048, repeats: int = 10) -> float:
-    a, b = torch.rand(n, n).to(dtype), torch.rand(n, n).to(dtype)
-    a @ b
-    start = time.perf_counter()
-    for _ in range(repeats):
-        a @ b
-    return 2 * n**3 * repeats / (time.perf_counter() - start) / 1e9
 
 
 def demo_scores(model: str, precision: str) -> torch.Tensor:
@@ -67,7 +57,7 @@ def main() -> None:
     args = parser.parse_args()
     cpu = torch.device("cpu")
     dist, ref = uhd_pair()
-    peaks = {"float32": matmul_gflops(torch.float32), "bfloat16": matmul_gflops(torch.bfloat16)}
+    peaks = {p: matmul_gflops(cpu, getattr(torch, p)) for p in ("float32", "bfloat16")}
     print(f"{machine()}; matmul GFLOP/s {peaks}", flush=True)
     rows = []
     for model in args.models.split(","):
