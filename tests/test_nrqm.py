@@ -588,9 +588,19 @@ def test_features_do_not_depend_on_the_thread_count(rng):
 
 def test_gaussian_window_torch_and_opencv_paths_agree(rng):
     x = torch.from_numpy(rng.random((40, 50)))
-    fast = nf._gauss_valid(x)
-    slow = nf._gauss_valid(x.clone().requires_grad_()).detach()  # the torch (any device) path
+    fast = torch.from_numpy(nf._gauss_valid(x.numpy(), 0.5))  # NumPy: OpenCV (CPU inference)
+    slow = nf._gauss_valid(x, 0.5)  # a tensor: conv2d, any device
     assert fast.shape == (30, 40) and (fast - slow).abs().max().item() < 1e-12
+
+
+def test_structure_means_numpy_and_torch_paths_agree(rng, monkeypatch):
+    # CPU inference sums NumPy strips on two threads; the torch path serves other devices
+    monkeypatch.setattr(nf, "_STRIP_ROWS", 7)
+    images = [torch.from_numpy(rng.random((40, 50)) * 255) for _ in range(3)]
+    pairs = [(0, 2), (1, 2), (0, 1)]
+    fast = nf._structure_means(images, pairs)
+    slow = nf._structure_means([x.clone().requires_grad_() for x in images], pairs).detach()
+    assert fast.shape == (3,) and (fast - slow).abs().max().item() < 1e-12
 
 
 def test_features_have_the_official_sizes_and_ranges():

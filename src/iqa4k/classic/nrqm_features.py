@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from ..errors import InputError
 from .backend import cpu_inference
 from .matlab import fspecial_gaussian_1d, imresize
+from .nss import parallel_map
 from .steerable import build_sf_pyramid
 
 F1_SIZE, F2_SIZE, F3_SIZE = 18, 45, 75
@@ -61,7 +62,7 @@ _ORIENTED = (
     [r * 7 + c for r, cols in _ROWS_O2 for c in cols],
     [c * 7 + r for r, cols in _ROWS_O1 for c in cols],  # the transpose of the first group
 )
-_BLOCK_CHUNK = 4096  # DCT windows processed at once (1.6 MB of coefficients: in cache)
+_BLOCK_CHUNK = 16384  # DCT windows at once (6.4 MB of coefficients; 12 % faster than 4096)
 _ROW_CHUNK_SAMPLES = 1 << 16  # neighbourhood vectors per chunk in the normalisation (8 MB)
 
 
@@ -150,16 +151,23 @@ def dct_block_statistics(im: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, 
 
 def _pool_lowest(values: torch.Tensor) -> torch.Tensor:
     """[mean of the lowest ceil(10 %), mean of all], as ``block_dct.m`` indexes the sort."""
-    s = values.sort().values
-    n = s.numel()
-    return torch.stack([s[: math.ceil(n * 0.1)].mean(), s.mean()])
+    n = values.numel()
+    return _pooled(values, slice(None, math.ceil(n * 0.1)))
 
 
 def _pool_highest(values: torch.Tensor) -> torch.Tensor:
     """[mean of sorted(fix(0.9 n):end) (1-based), mean of all]: the top 10 % and one more."""
-    s = values.sort().values
-    n = s.numel()
-    return torch.stack([s[max(int(n * 0.9), 1) - 1 :].mean(), s.mean()])
+    n = values.numel()
+    return _pooled(values, slice(max(int(n * 0.9), 1) - 1, None))
+
+
+def _pooled(values: torch.Tensor, part: slice) -> torch.Tensor:
+    """[mean of ``sort(values)[part]``, mean of all]. A partition around the slice's inner
+    end puts the same values in the slice as a sort (in another order), 8x faster at 4K."""
+    v = values.detach().cpu().numpy()
+    edge = part.stop - 1 if part.start is None else part.start
+    chosen = np.partition(v, edge)[part]
+    return torch.tensor([chosen.mean(), v.mean()], device=values.device)
 
 
 def block_dct_features(im: torch.Tensor) -> torch.Tensor:
@@ -309,57 +317,76 @@ def _normalize_level_in_place(
     return views
 
 
-def _gauss_valid(x: torch.Tensor) -> torch.Tensor:
-    """``filter2(fspecial('gaussian', 11, 1.5), x, 'valid')`` of a 2-D float64 tensor."""
+def _gauss_valid(x, delta: float = 0.0):
+    """``filter2(fspecial('gaussian', 11, 1.5), x, 'valid') + delta`` of a 2-D float64 array.
+
+    A NumPy array (CPU inference) goes through OpenCV's separable filter, several times faster
+    than torch's float64 convolution; borders are cropped away, so the padding mode does not
+    matter. A tensor (any device, differentiable) goes through ``conv2d``.
+    """
     g = fspecial_gaussian_1d(11, 1.5)
     h, w = x.shape
-    if cpu_inference(x):
-        # OpenCV's separable filter is several times faster at 4K; borders are cropped away.
+    if isinstance(x, np.ndarray):
         k = g.numpy()
-        out = cv2.sepFilter2D(x.contiguous().numpy(), -1, k, k, borderType=cv2.BORDER_REFLECT)
-        return torch.from_numpy(out[5 : h - 5, 5 : w - 5])
+        x = np.ascontiguousarray(x)
+        out = cv2.sepFilter2D(x, -1, k, k, delta=delta, borderType=cv2.BORDER_REFLECT)
+        return out[5 : h - 5, 5 : w - 5]
     g = g.to(x)
     y = F.conv2d(x[None, None], g.view(1, 1, -1, 1))
-    return F.conv2d(y, g.view(1, 1, 1, -1))[0, 0]
-
-
-def _moments(x: torch.Tensor, shift: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Valid-filtered local Gaussian mean and variance (plus ``shift``), as
-    ``ssim_index_new`` forms them."""
-    mu = _gauss_valid(x)
-    return mu, _gauss_valid(x * x).addcmul_(mu, mu, value=-1).add_(shift)
+    return F.conv2d(y, g.view(1, 1, 1, -1))[0, 0] + delta
 
 
 _C2 = (0.03 * 255) ** 2  # ssim_index_new's contrast constant, L = 255
 _STRIP_ROWS = 128  # output rows per strip of the SSIM maps: strip temporaries stay small
 
 
+def _strip_structure_sums(images: list, pairs: list[tuple[int, int]], rows: tuple[int, int]):
+    """Sums of ``ssim_index_new``'s contrast-structure map over output rows ``rows`` of each
+    pair of ``images`` (NumPy arrays or tensors), in the order of ``pairs``.
+
+    A valid filter needs only 10 more input rows. Each image's local moments are computed
+    once and dropped after the last pair that uses them, so memory stays bounded.
+    """
+    r0, r1 = rows
+    strips = [x[r0 : r1 + 10] for x in images]
+    last_use = {i: k for k, pair in enumerate(pairs) for i in pair}
+    moments, sums = {}, []
+    for k, (i, j) in enumerate(pairs):
+        for m in (i, j):
+            if m not in moments:
+                mu = _gauss_valid(strips[m])
+                var = _gauss_valid(strips[m] * strips[m], _C2 / 2)  # the sum of two has C2
+                var -= mu * mu
+                moments[m] = mu, var
+        (mu_a, var_a), (mu_b, var_b) = moments[i], moments[j]
+        half_num = _gauss_valid(strips[i] * strips[j], _C2 / 2)
+        half_num -= mu_a * mu_b  # sigma_ab + C2 / 2
+        half_num /= var_a + var_b
+        sums.append(half_num.sum())
+        for m in (i, j):
+            if last_use[m] == k:
+                del moments[m]
+    return sums
+
+
 def _structure_means(images: list[torch.Tensor], pairs: list[tuple[int, int]]) -> torch.Tensor:
     """``ssim_index_new``'s ``mcs`` for each pair of same-size images -> ``[len(pairs)]``.
 
     ``mcs`` is the mean of (2 sigma_ab + C2) / (sigma_a^2 + sigma_b^2 + C2) over the valid
-    11x11 Gaussian windows. The maps are formed in strips of rows (a valid filter needs only
-    10 more input rows); within a strip each image's moments are computed once and dropped
-    after the last pair that uses them, so memory stays bounded.
+    11x11 Gaussian windows, summed a strip of rows at a time. For CPU inference the strips
+    are NumPy arrays filtered by OpenCV on two threads (each filter call uses one core);
+    strips' sums are added in a fixed order, so the result does not depend on the threads.
     """
     h, w = images[0].shape
     rows = h - 10
-    last_use = {i: k for k, pair in enumerate(pairs) for i in pair}
-    totals = torch.zeros(len(pairs), dtype=torch.float64, device=images[0].device)
-    for r0 in range(0, rows, _STRIP_ROWS):
-        r1 = min(r0 + _STRIP_ROWS, rows)
-        moments = {}
-        for k, (i, j) in enumerate(pairs):
-            for m in (i, j):
-                if m not in moments:  # each variance carries C2 / 2: the sum has C2
-                    moments[m] = _moments(images[m][r0 : r1 + 10], _C2 / 2)
-            (mu_a, var_a), (mu_b, var_b) = moments[i], moments[j]
-            cross = _gauss_valid(images[i][r0 : r1 + 10] * images[j][r0 : r1 + 10])
-            half_num = cross.addcmul_(mu_a, mu_b, value=-1).add_(_C2 / 2)  # sigma_ab + C2/2
-            totals[k] += half_num.div_(var_a + var_b).sum()
-            for m in (i, j):
-                if last_use[m] == k:
-                    del moments[m]
+    strips = [(r0, min(r0 + _STRIP_ROWS, rows)) for r0 in range(0, rows, _STRIP_ROWS)]
+    if cpu_inference(*images):
+        arrays = [x.numpy() for x in images]
+        sums = parallel_map(functools.partial(_strip_structure_sums, arrays, pairs), strips)
+        totals = torch.tensor(np.sum(sums, axis=0))
+    else:
+        sums = [torch.stack(_strip_structure_sums(images, pairs, s)) for s in strips]
+        totals = torch.stack(sums).sum(dim=0)
     return totals * 2 / (rows * (w - 10))
 
 

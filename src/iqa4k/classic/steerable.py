@@ -43,8 +43,9 @@ def _point_op(values: torch.Tensor, lut: torch.Tensor, origin: float, step: floa
         pos = (values[r : r + _POINT_OP_ROWS] - origin).div_(step)
         # The MEX truncates toward zero and clamps, so the end segments extrapolate linearly.
         index = torch.trunc(pos).clamp_(0, lut.numel() - 2)
-        i = index.long()
-        torch.addcmul(lut[i], slope[i], pos.sub_(index), out=out[r : r + _POINT_OP_ROWS])
+        i = index.long()  # take: twice as fast as advanced indexing
+        frac = pos.sub_(index)
+        torch.addcmul(lut.take(i), slope.take(i), frac, out=out[r : r + _POINT_OP_ROWS])
     return out
 
 
@@ -57,12 +58,17 @@ def _mask_in_place(dft: torch.Tensor, mask: torch.Tensor) -> None:
     torch.view_as_real(dft).mul_(mask[..., None])
 
 
-def _real_ifft2(spectrum: torch.Tensor) -> torch.Tensor:
-    """``real(ifft2(spectrum))``, transforming in place (``spectrum`` is consumed).
+def _radial_ifft2(dft: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """``real(ifft2(dft .* mask))`` for a real image's ``dft`` and a radial ``mask``.
 
-    The real part is copied out: a view would keep the complex array (twice its size) alive.
+    The product is Hermitian (a radial mask takes the same value at k and -k), so the inverse
+    real FFT of its left half is the whole answer, at half the cost of a complex transform.
     """
-    return torch.fft.ifft2(spectrum, out=spectrum).real.clone()
+    h, w = dft.shape[-2:]
+    half = dft[..., : w // 2 + 1]
+    if mask is not None:
+        half = _masked(half, mask[..., : w // 2 + 1])
+    return torch.fft.irfft2(half, s=(h, w))
 
 
 def _radial_lut(device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -135,7 +141,7 @@ def build_sf_pyramid(image: torch.Tensor, height: int, order: int) -> SFPyramid:
     astep = (xa[1] - xa[0]).item()
 
     dft = torch.fft.fft2(image)
-    highpass = _real_ifft2(_masked(dft, _point_op(log_rad, yr, xr[0].item(), step)))
+    highpass = _radial_ifft2(dft, _point_op(log_rad, yr, xr[0].item(), step))
     _mask_in_place(dft, _point_op(log_rad, yir, xr[0].item(), step))
     bands = []
     for _ in range(height):
@@ -151,7 +157,7 @@ def build_sf_pyramid(image: torch.Tensor, height: int, order: int) -> SFPyramid:
         angle = _crop(angle, rows, cols)
         dft = _crop(dft, rows, cols)
         _mask_in_place(dft, _point_op(log_rad, yir, origin, step))
-    return SFPyramid(highpass, bands, _real_ifft2(dft))
+    return SFPyramid(highpass, bands, _radial_ifft2(dft))
 
 
 def _oriented_bands(
