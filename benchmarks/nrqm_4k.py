@@ -10,6 +10,9 @@ from ``pyiqa.archs.nrqm_arch.nrqm``). Seconds: median of the warm calls; MB: the
 resident size of a call (VmHWM, reset through /proc/self/clear_refs) above the size before
 it (Linux only). pyiqa's features are not MATLAB's (its own resampling and normalisation),
 so the last column says how far apart the two feature vectors are.
+
+``--parts`` instead times the parts of two warm 4K calls (wall seconds spent in each
+function, summed per call), with freed memory kept as the ``iqa4k`` command does.
 """
 
 from __future__ import annotations
@@ -21,8 +24,21 @@ import time
 import torch
 
 from _common import report, uhd_pair
+from iqa4k.classic import nrqm_features as features
 from iqa4k.classic.nrqm import _luma_255
 from iqa4k.classic.nrqm_features import nrqm_features
+from iqa4k.process import tune_process
+
+# The functions that make up a call, as the module names them.
+_PARTS = {
+    "pyramid": "build_sf_pyramid",
+    "enlargements": "_enlarge",
+    "structure terms": "_structure_means",
+    "normalisation": "_normalize_level_in_place",
+    "GGD shapes": "_ggd_shape_of",
+    "DCT statistics": "block_dct_features",
+    "patch SVDs": "patch_singular_values",
+}
 
 
 def _status(key: str) -> int:
@@ -60,14 +76,44 @@ def pyiqa_features(luma: torch.Tensor) -> torch.Tensor:
     return torch.cat([f1, f2, f3], dim=1)[0]
 
 
+def time_parts(luma: torch.Tensor, calls: int = 2) -> None:
+    """Print the seconds each of :data:`_PARTS` takes in each of ``calls`` warm calls."""
+    tune_process()
+    spent = {}
+
+    def timed(name, fn):
+        def wrapper(*args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                spent[name] = spent.get(name, 0.0) + time.perf_counter() - start
+
+        return wrapper
+
+    for name, attr in _PARTS.items():
+        setattr(features, attr, timed(name, getattr(features, attr)))
+    nrqm_features(luma)
+    for _ in range(calls):
+        spent.clear()
+        start = time.perf_counter()
+        nrqm_features(luma)
+        total = time.perf_counter() - start
+        print(f"total {total:.2f} s:", {k: round(v, 2) for k, v in spent.items()}, flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--no-pyiqa", action="store_true", help="time iqa4k alone")
+    parser.add_argument("--parts", action="store_true", help="time the parts of a 4K call")
     args = parser.parse_args()
     dist, _ = uhd_pair()
     luma = _luma_255(dist.double(), "y", True, 4)[0].contiguous()
     del dist
+    if args.parts:
+        time_parts(luma)
+        return
     rows = []
     for size in [tuple(luma.shape), (384, 512)]:
         image = luma[: size[0], : size[1]].contiguous()
