@@ -679,6 +679,8 @@ def test_metric_setup_runs_once_at_creation_and_feeds_every_call():
 def test_nrqm_entry_has_no_invented_checksum():
     entry = weights.REGISTRY["nrqm"]
     assert entry.filename == "model.mat" and entry.sha256 is None
+    # the id chaoma99/sr-metric's tree lists for model.mat (commit 51218db)
+    assert entry.git_blob == "a852aefb6a49e52703044fee4fa60c3f5b8d5adc"
     assert entry.url.startswith("https://") and "chaoma99/sr-metric" in entry.url
     assert "MIT" in entry.licence
 

@@ -69,7 +69,7 @@ def test_download_with_a_wrong_checksum_saves_nothing(weight_entry, monkeypatch)
     entry, _ = weight_entry
     bad = weights.WeightsFile(**{**entry.__dict__, "sha256": "0" * 64})
     monkeypatch.setitem(weights.REGISTRY, "testfile", bad)
-    with pytest.raises(WeightsNotFoundError, match="expected 0000"):
+    with pytest.raises(WeightsNotFoundError, match="expected SHA-256 0000"):
         weights.resolve("testfile", download=True)
     folder = weights.cache_path("testfile").parent
     assert not folder.exists() or list(folder.iterdir()) == []
@@ -127,6 +127,36 @@ def test_a_hash_prefix_is_checked_like_torch_hub(weight_entry):
     assert not short.matches(other)
 
 
+def test_git_blob_id_is_what_git_lists(tmp_path):
+    empty = tmp_path / "empty"
+    empty.write_bytes(b"")
+    # git's id of the empty blob, the same in every repository
+    assert weights.git_blob_of(empty) == "e69de29bb2d1d6434b8b29ae775ad8c2e48c5391"
+    text = tmp_path / "text"
+    text.write_bytes(b"what is up, doc?")
+    # git hash-object of these 16 bytes (Pro Git, "Git Objects")
+    assert weights.git_blob_of(text) == "bd9dbf5aae1a3862dd1526723246b20206e5fc37"
+
+
+def test_a_git_blob_id_checks_copies_when_no_sha256_is_known(weight_entry, monkeypatch, tmp_path):
+    entry, source = weight_entry
+    pinned = weights.WeightsFile(
+        **{**entry.__dict__, "sha256": None, "git_blob": weights.git_blob_of(source)}
+    )
+    monkeypatch.setitem(weights.REGISTRY, "testfile", pinned)
+    assert pinned.checked_by == "git blob id"
+    path = weights.resolve("testfile", download=True)
+    assert weights.status("testfile") == "present, verified"
+    path.write_bytes(source.read_bytes()[:-1])  # truncated
+    assert weights.status("testfile") == "present, WRONG git blob id"
+    with pytest.raises(WeightsNotFoundError, match="has git blob id .*, expected git blob id"):
+        weights.resolve("testfile")
+    other = tmp_path / "other.bin"
+    other.write_bytes(b"not the file")
+    with pytest.raises(WeightsNotFoundError, match="git blob id"):
+        weights.install("testfile", other)
+
+
 def test_a_file_published_on_a_page_is_never_fetched(weight_entry, monkeypatch):
     entry, _ = weight_entry
     page = weights.WeightsFile(**{**entry.__dict__, "url": "https://drive.google.com/drive/x"})
@@ -170,7 +200,7 @@ def test_weights_command_lists_imports_and_verifies(tmp_path, monkeypatch, capsy
     capsys.readouterr()
     iqa4k.create_metric("smalliqa")  # found in the cache now, no option needed
     assert main(["weights", "verify", "smalliqa-trained"]) == 0
-    assert "present (SHA-256 not known)" in capsys.readouterr().out
+    assert "present (checksum not known)" in capsys.readouterr().out
     assert main(["weights", "fetch", "maniqa-koniq"]) == 1  # IQA4K_OFFLINE in the tests
     assert "disabled by IQA4K_OFFLINE" in capsys.readouterr().err
     assert main(["weights", "list", "nope"]) == 2

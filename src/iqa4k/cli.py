@@ -348,12 +348,13 @@ def _cmd_weights(args: argparse.Namespace) -> int:
                 failed += 1
                 print(f"{name}: {str(e).splitlines()[0]}", file=sys.stderr)
         return 1 if failed else 0
-    rows = [("name", "file", "read by", "status", "where from")]
+    rows = [("name", "file", "read by", "status", "checked by", "where from")]
     for name in names:
         entry = weights.REGISTRY[name]
         source = "direct link" if entry.direct else ("a page: by hand" if entry.url else "training")
         readers = ", ".join(entry.metrics) or "training"
-        rows.append((name, entry.filename, readers, weights.status(name), source))
+        check = entry.checked_by or "nothing known"
+        rows.append((name, entry.filename, readers, weights.status(name), check, source))
     print(format_table(rows))
     print(f"cache: {weights.cache_dir()} (IQA4K_HOME moves it)")
     return 1 if any("WRONG" in r[3] for r in rows[1:]) else 0

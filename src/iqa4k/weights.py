@@ -1,6 +1,7 @@
 """Parameter files that are too large or not ours to ship: where they live, how they arrive.
 
-Each file has an entry in :data:`REGISTRY` (file name, public URL, SHA-256 when known, licence).
+Each file has an entry in :data:`REGISTRY` (file name, public URL, a checksum when known,
+licence).
 :func:`resolve` finds it: an explicit path first, then the cache, then (only when asked) a
 download into the cache. Nothing is ever fetched implicitly, and ``IQA4K_OFFLINE=1`` forbids
 fetching altogether. When the file cannot be found the error says exactly how to provide it.
@@ -40,7 +41,7 @@ class WeightsFile:
 
     filename: str  # the file's own name, as published
     url: str  # direct link when there is one, else the page it is published on; "": none
-    sha256: str | None  # None: not known here, the download is not verified
+    sha256: str | None  # None: not known here (then the git blob id, if any, checks copies)
     licence: str  # licence and provenance, shown in error messages
     note: str = ""  # what the file holds and how it was trained or obtained
     # Set when registered (models register their releases under "<model>-<release>"):
@@ -50,6 +51,9 @@ class WeightsFile:
     metrics: tuple[str, ...] = ()
     option: str = "weights"  # the metric option that passes a copy the user has
     download_option: str = ""  # the option that allows a download; "": allowed by default
+    # Git's object id of the file where a repository publishes it (SHA-1 of "blob <size>\0"
+    # and the contents, as `git ls-tree` lists it): pins the contents when no SHA-256 is known.
+    git_blob: str | None = None
 
     @property
     def direct(self) -> bool:
@@ -83,6 +87,18 @@ class WeightsFile:
         """Whether hex ``digest`` fits the known SHA-256 (full, or a torch.hub-style prefix)."""
         return self.sha256 is None or digest.lower().startswith(self.sha256.lower())
 
+    @property
+    def checked_by(self) -> str:
+        """The kind of checksum copies are checked against; "" when none is known."""
+        if self.sha256:
+            return "SHA-256" if len(self.sha256) == 64 else "SHA-256 prefix"
+        return "git blob id" if self.git_blob else ""
+
+    @property
+    def checksum(self) -> str:
+        """The checksum copies are checked against, for messages; "" when none is known."""
+        return f"{self.checked_by} {self.sha256 or self.git_blob}" if self.checked_by else ""
+
 
 REGISTRY: dict[str, WeightsFile] = {}
 
@@ -102,9 +118,10 @@ register(
         name="nrqm",
         filename="model.mat",
         url="https://raw.githubusercontent.com/chaoma99/sr-metric/master/model.mat",
-        # The file could not be obtained where iqa4k was written, so its checksum is unknown
-        # and downloads of it are not verified.
+        # Not obtained where iqa4k was written, so its SHA-256 is unknown; the repository's
+        # tree (commit 51218db) gives its git blob id, which checks downloads and copies.
         sha256=None,
+        git_blob="a852aefb6a49e52703044fee4fa60c3f5b8d5adc",
         licence="MIT licence, (c) Chao Ma; github.com/chaoma99/sr-metric (Ma et al., CVIU 2017)",
         metrics=("nrqm", "pi"),
         option="model_path",
@@ -143,11 +160,32 @@ def sha256_of(path: str | Path) -> str:
     return digest.hexdigest()
 
 
+def git_blob_of(path: str | Path) -> str:
+    """Git's object id of a file: hex SHA-1 of ``blob <size>\\0`` followed by its bytes."""
+    digest = hashlib.sha1(f"blob {os.path.getsize(path)}\0".encode(), usedforsecurity=False)
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(_CHUNK), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _mismatch(entry: WeightsFile, path: Path) -> str:
+    """What ``path`` has instead of the entry's known checksum ("" when it fits or none is
+    known): the SHA-256 when one is known, else the git blob id."""
+    if entry.sha256:
+        actual = sha256_of(path)
+        return "" if entry.matches(actual) else f"SHA-256 {actual}"
+    if entry.git_blob:
+        actual = git_blob_of(path)
+        return "" if actual == entry.git_blob else f"git blob id {actual}"
+    return ""
+
+
 def resolve(name: str, path: str | Path | None = None, download: bool = False) -> Path:
     """The local path of parameter file ``name``, or :class:`WeightsNotFoundError`.
 
     Order: ``path`` when given (it must exist); the cache file when present (checked against
-    the registry's SHA-256 when known); a download into the cache when ``download`` is true
+    the registry's checksum when known); a download into the cache when ``download`` is true
     and ``IQA4K_OFFLINE`` is not set. Otherwise the error explains how to provide the file.
     """
     entry = _entry(name)
@@ -174,8 +212,8 @@ def fetch(name: str) -> Path:
     """Download entry ``name`` into the cache and return its path (refused when offline).
 
     The file streams into a temporary file beside its destination, is checked against the
-    SHA-256 when known, and only then moved into place, so an interrupted or corrupt download
-    never leaves a file that looks valid.
+    checksum when one is known, and only then moved into place, so an interrupted or corrupt
+    download never leaves a file that looks valid.
     """
     entry = _entry(name)
     target = cache_path(name)
@@ -191,15 +229,13 @@ def fetch(name: str) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{entry.filename}.", suffix=".part", dir=target.parent)
     try:
-        digest = hashlib.sha256()
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(entry.url, timeout=60) as src:
-            for block in iter(lambda: src.read(_CHUNK), b""):
-                digest.update(block)
-                out.write(block)
-        if not entry.matches(digest.hexdigest()):
+            shutil.copyfileobj(src, out, _CHUNK)
+        wrong = _mismatch(entry, Path(tmp))
+        if wrong:
             reason = (
-                f"download of {entry.url} has SHA-256 {digest.hexdigest()}, expected "
-                f"{entry.sha256}; nothing was saved."
+                f"download of {entry.url} has {wrong}, expected {entry.checksum}; nothing "
+                "was saved."
             )
             raise WeightsNotFoundError(_instructions(entry, target, reason))
         os.replace(tmp, target)
@@ -215,7 +251,7 @@ def fetch(name: str) -> Path:
 
 
 def install(name: str, source: str | Path) -> Path:
-    """Copy a file you obtained yourself into the cache (checked when the SHA-256 is known)."""
+    """Copy a file you obtained yourself into the cache (checked when a checksum is known)."""
     entry = _entry(name)
     if is_html(source):
         raise WeightsNotFoundError(
@@ -237,13 +273,14 @@ def is_html(path: str | Path) -> bool:
 
 
 def status(name: str) -> str:
-    """``present``, ``present, verified``, ``present, WRONG SHA-256`` or ``missing``."""
+    """``missing``, ``present, verified``, ``present, WRONG <kind of checksum>`` or ``present
+    (checksum not known)``."""
     entry, path = _entry(name), cache_path(name)
     if not path.is_file():
         return "missing"
-    if entry.sha256 is None:
-        return "present (SHA-256 not known)"
-    return "present, verified" if entry.matches(sha256_of(path)) else "present, WRONG SHA-256"
+    if not entry.checked_by:
+        return "present (checksum not known)"
+    return f"present, WRONG {entry.checked_by}" if _mismatch(entry, path) else "present, verified"
 
 
 def _entry(name: str) -> WeightsFile:
@@ -254,13 +291,11 @@ def _entry(name: str) -> WeightsFile:
 
 
 def _verify(entry: WeightsFile, path: Path, what: str) -> None:
-    if entry.sha256 is None:
-        return
-    actual = sha256_of(path)
-    if not entry.matches(actual):
+    wrong = _mismatch(entry, path)
+    if wrong:
         reason = (
-            f"{what} of {entry.filename} ({path}) has SHA-256 {actual}, expected "
-            f"{entry.sha256}: it is another version or damaged; delete it and provide it again."
+            f"{what} of {entry.filename} ({path}) has {wrong}, expected {entry.checksum}: it "
+            "is another version or damaged; delete it and provide it again."
         )
         raise WeightsNotFoundError(_instructions(entry, cache_path(entry.name), reason))
 
@@ -271,9 +306,9 @@ def _instructions(entry: WeightsFile, target: Path, reason: str, passed: bool = 
     metric, *others = entry.metrics or ("training that starts from it",)
     also = f" (likewise for {', '.join(repr(m) for m in others)})" if others else ""
     check = (
-        f"checked against SHA-256 {entry.sha256}"
-        if entry.sha256
-        else "not verified: its SHA-256 is not known to iqa4k"
+        f"checked against {entry.checksum}"
+        if entry.checksum
+        else "not verified: no checksum of it is known to iqa4k"
     )
     if not entry.url:  # nothing published: weights come from a training run
         return "\n".join(

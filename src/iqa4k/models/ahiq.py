@@ -80,7 +80,9 @@ RELEASES: dict[str, Release] = {
         file=WeightsFile(
             filename="resnet50.a1_in1k.safetensors",
             url=_HF.format(RESNET_TAG),
-            sha256=None,
+            # Hugging Face's LFS record of model.safetensors, as added in commit 93271f4 (the
+            # file's page at revision 5d9e13b); 102 MB.
+            sha256="773525d5821de224f8f30c33377b7a795d7863e08522698200d3217d3f2a41bb",
             licence="Apache-2.0",
             note=(
                 "ResNet-50 backbone: timm's RSB A1 weights, which timm 0.5.4 (the official "
