@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import functools
 import http.server
+import io
 import os
 import socket
+import sys
 import threading
+import time
 import urllib.request
 
 import pytest
@@ -99,6 +102,104 @@ def test_download_over_http_from_localhost(weight_entry, monkeypatch):
     finally:
         server.shutdown()
         server.server_close()
+
+
+class _RangeServer(http.server.BaseHTTPRequestHandler):
+    """Serves ``data`` with HTTP range requests; the first ``cuts`` responses break off
+    after half their bytes. Records the Range header of every request."""
+
+    data, cuts, ranges, honour_ranges, delay = b"", 0, [], True, 0.0
+
+    def do_GET(self):
+        asked = self.headers.get("Range")
+        type(self).ranges.append(asked)
+        start = int(asked[6:-1]) if asked and self.honour_ranges else 0
+        body = self.data[start:]
+        self.send_response(206 if start else 200)
+        if start:
+            self.send_header(
+                "Content-Range", f"bytes {start}-{len(self.data) - 1}/{len(self.data)}"
+            )
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        time.sleep(self.delay)
+        if type(self).cuts:
+            type(self).cuts -= 1
+            self.wfile.write(body[: len(body) // 2])
+            self.wfile.flush()
+            self.connection.shutdown(socket.SHUT_RDWR)
+            return
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.mark.parametrize("honour_ranges", [True, False])
+def test_a_broken_download_resumes_where_it_stopped(weight_entry, monkeypatch, honour_ranges):
+    entry, source = weight_entry
+    handler = type("Handler", (_RangeServer,), {})
+    handler.data, handler.cuts, handler.ranges = source.read_bytes(), 1, []
+    handler.honour_ranges = honour_ranges
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/params.bin"
+        monkeypatch.setitem(
+            weights.REGISTRY, "testfile", weights.WeightsFile(**{**entry.__dict__, "url": url})
+        )
+        half = len(handler.data) // 2
+        with pytest.raises(WeightsNotFoundError, match=f"the {half} bytes received are kept"):
+            weights.fetch("testfile")
+        part = weights.cache_path("testfile").with_name(".params.bin.part")
+        assert part.read_bytes() == handler.data[:half] and not weights.available("testfile")
+        path = weights.fetch("testfile")
+        assert path.read_bytes() == handler.data and not part.exists()
+        # the second request asked for the rest only; a server that ignores it sent it all
+        assert handler.ranges == [None, f"bytes={half}-"]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_two_fetches_of_one_file_download_it_once(weight_entry, monkeypatch):
+    entry, source = weight_entry
+    handler = type("Handler", (_RangeServer,), {})
+    handler.data, handler.ranges, handler.delay = source.read_bytes(), [], 0.3
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/params.bin"
+        served = weights.WeightsFile(**{**entry.__dict__, "url": url})
+        monkeypatch.setitem(weights.REGISTRY, "testfile", served)
+        paths = []
+        fetchers = [threading.Thread(target=lambda: paths.append(weights.fetch("testfile")))]
+        fetchers.append(threading.Thread(target=lambda: paths.append(weights.fetch("testfile"))))
+        for t in fetchers:
+            t.start()
+        for t in fetchers:
+            t.join()
+        assert len(paths) == 2 and paths[0] == paths[1]
+        assert paths[0].read_bytes() == handler.data
+        assert handler.ranges == [None]  # the second waited for the first's file
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_download_shows_a_progress_bar_on_a_terminal(weight_entry, monkeypatch):
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    screen, log = Terminal(), io.StringIO()
+    monkeypatch.setattr(sys, "stderr", screen)
+    weights.fetch("testfile")
+    assert "params.bin:" in screen.getvalue() and "/3.00k" in screen.getvalue()  # of 3005 bytes
+    weights.cache_path("testfile").unlink()
+    monkeypatch.setattr(sys, "stderr", log)  # not a terminal: no bar in logs
+    weights.fetch("testfile")
+    assert log.getvalue() == ""
 
 
 def test_offline_forbids_any_download(weight_entry, monkeypatch):

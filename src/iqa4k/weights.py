@@ -16,9 +16,9 @@ Environment:
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import shutil
-import tempfile
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -211,9 +211,12 @@ def resolve(name: str, path: str | Path | None = None, download: bool = False) -
 def fetch(name: str) -> Path:
     """Download entry ``name`` into the cache and return its path (refused when offline).
 
-    The file streams into a temporary file beside its destination, is checked against the
-    checksum when one is known, and only then moved into place, so an interrupted or corrupt
-    download never leaves a file that looks valid.
+    The bytes go to a hidden ``.<file>.part`` beside the destination, with a progress bar on
+    a terminal. When a download breaks off, the bytes received are kept and the next call
+    asks the server for the rest only (an HTTP range request; a server that ignores it sends
+    the whole file again). The whole file is checked against the checksum when one is known
+    and only then renamed into place, so nothing that looks valid is ever half-written. A
+    lock on the part file makes a second process wait for the first one's download.
     """
     entry = _entry(name)
     target = cache_path(name)
@@ -227,27 +230,80 @@ def fetch(name: str) -> Path:
         reason = f"{entry.filename} is published on a page ({entry.url}), not as a direct link."
         raise WeightsNotFoundError(_instructions(entry, target, reason))
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{entry.filename}.", suffix=".part", dir=target.parent)
+    part = target.with_name(f".{entry.filename}.part")
+    while True:
+        with open(part, "ab") as out:
+            _lock(out)  # waits while another process downloads the same file
+            if target.is_file():  # it finished (and renamed what ``out`` refers to)
+                _verify(entry, target, "the downloaded copy")
+                return target
+            if not part.exists() or not os.path.samestat(os.fstat(out.fileno()), part.stat()):
+                continue  # the other process dropped a bad download: start a new part file
+            try:
+                _download(entry.url, out)
+            except (OSError, http.client.HTTPException) as err:  # URLError is an OSError
+                kept = f"; the {out.tell()} bytes received are kept in {part}, and the next "
+                kept += "fetch resumes from there"
+                reason = f"could not download {entry.url}: {err}{kept if out.tell() else ''}."
+                raise WeightsNotFoundError(_instructions(entry, target, reason)) from err
+            out.flush()
+            wrong = _mismatch(entry, part)
+            if wrong:
+                part.unlink()
+                reason = (
+                    f"download of {entry.url} has {wrong}, expected {entry.checksum}; nothing "
+                    "was saved."
+                )
+                raise WeightsNotFoundError(_instructions(entry, target, reason))
+            os.replace(part, target)
+            return target
+
+
+def _lock(file) -> None:
+    """An exclusive lock on an open file, held until it is closed (POSIX; elsewhere none)."""
     try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(entry.url, timeout=60) as src:
-            shutil.copyfileobj(src, out, _CHUNK)
-        wrong = _mismatch(entry, Path(tmp))
-        if wrong:
-            reason = (
-                f"download of {entry.url} has {wrong}, expected {entry.checksum}; nothing "
-                "was saved."
-            )
-            raise WeightsNotFoundError(_instructions(entry, target, reason))
-        os.replace(tmp, target)
-    except WeightsNotFoundError:
+        import fcntl
+    except ImportError:
+        return
+    fcntl.flock(file.fileno(), fcntl.LOCK_EX)
+
+
+def _download(url: str, out) -> None:
+    """Append the bytes of ``url`` that ``out`` (opened for appending) does not hold yet."""
+    from tqdm import tqdm
+
+    start = out.seek(0, os.SEEK_END)
+    request = urllib.request.Request(url, headers={"Range": f"bytes={start}-"} if start else {})
+    try:
+        response = urllib.request.urlopen(request, timeout=60)
+    except urllib.error.HTTPError as err:
+        if err.code == 416 and start:  # nothing after ``start``: the file is whole
+            return
         raise
-    except (urllib.error.URLError, OSError) as err:
-        reason = f"could not download {entry.url}: {err}."
-        raise WeightsNotFoundError(_instructions(entry, target, reason)) from err
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return target
+    with response:
+        resumed = response.headers.get("Content-Range", "").startswith(f"bytes {start}-")
+        if start and not (response.status == 206 and resumed):
+            out.seek(0)  # the server sent the whole file again
+            out.truncate()
+            start = 0
+        size = response.headers.get("Content-Length")
+        total = start + int(size) if size else None
+        name = url.rsplit("/", 1)[-1].split("?")[0]
+        # disable=None: a bar on a terminal only, not in logs
+        with tqdm(
+            total=total,
+            initial=start,
+            unit="B",
+            unit_scale=True,
+            desc=name,
+            disable=None,
+            leave=False,
+        ) as bar:
+            for block in iter(lambda: response.read(_CHUNK), b""):
+                out.write(block)
+                bar.update(len(block))
+    if total is not None and out.tell() != total:
+        raise OSError(f"the connection closed after {out.tell()} of {total} bytes")
 
 
 def install(name: str, source: str | Path) -> Path:
