@@ -10,14 +10,13 @@ kernels. Both return the same numbers (tested to 1e-10 in float64).
 from __future__ import annotations
 
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 
 import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .backend import cpu_inference
+from .backend import cpu_inference, parallel_map
 from .matlab import fspecial_gaussian_1d
 
 _BORDER = cv2.BORDER_REFLECT  # any mode: the border samples are cropped away
@@ -58,8 +57,7 @@ def _moments_cv2(
 
     # Two maps at a time: cv2.sepFilter2D leaves a core idle much of the time (measured 25%
     # faster at 4K), and it releases the GIL.
-    with ThreadPoolExecutor(2) as pool:
-        list(pool.map(filter_map, range(len(sources))))
+    parallel_map(filter_map, range(len(sources)))
     # A 'same' filter cropped by the window radius is exactly MATLAB's 'valid' filter.
     r = win_size // 2
     h, w = x.shape[-2:]

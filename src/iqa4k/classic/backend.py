@@ -1,17 +1,34 @@
-"""When the OpenCV fast paths may replace the torch ones.
+"""When the OpenCV fast paths may replace the torch ones, and how they use the cores.
 
 The classical metrics have two implementations of their heavy steps: torch (differentiable,
 any device) and OpenCV (CPU inference only). OpenCV's separable filters, area resampling and
 norms are several times faster than torch's generic CPU kernels at 4K, and give the same
-numbers (the tests compare both paths).
+numbers (the tests compare both paths). The CPU paths split their work into independent
+items (bands of rows, maps) run on :data:`THREADS` threads: OpenCV and NumPy release the GIL,
+and each item's numbers do not depend on which thread runs it.
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+
 import torch
+
+THREADS = max(1, min(2, os.cpu_count() or 1))
 
 
 def cpu_inference(*tensors: torch.Tensor) -> bool:
     """True when the tensors are on the CPU and no gradient is wanted."""
     on_cpu = all(t.device.type == "cpu" for t in tensors)
     return on_cpu and not (torch.is_grad_enabled() and any(t.requires_grad for t in tensors))
+
+
+def parallel_map(fn: Callable, items: Iterable) -> list:
+    """``[fn(i) for i in items]``, in that order, on :data:`THREADS` threads."""
+    items = list(items)
+    if THREADS == 1 or len(items) < 2:
+        return [fn(item) for item in items]
+    with ThreadPoolExecutor(THREADS) as pool:
+        return list(pool.map(fn, items))

@@ -34,9 +34,8 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import InputError
-from .backend import cpu_inference
+from .backend import cpu_inference, parallel_map
 from .matlab import fspecial_gaussian_1d, imresize
-from .nss import parallel_map
 from .steerable import build_sf_pyramid
 
 F1_SIZE, F2_SIZE, F3_SIZE = 18, 45, 75

@@ -18,9 +18,6 @@ computes it, in an order that does not depend on the machine, its SIMD path or t
 from __future__ import annotations
 
 import functools
-import os
-from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 
 import cv2
 import numpy as np
@@ -29,6 +26,7 @@ from scipy.special import gamma
 
 from ..color import RGB2GRAY, RGB2Y_BT601, Y_OFFSET
 from ..errors import InputError
+from .backend import parallel_map
 from .mscn_filter import mscn_rows
 from .prepare import shave
 
@@ -40,7 +38,6 @@ N_NEG, N_POS, SQ_NEG, SQ_POS, ABS = range(5)
 # Samples per work item: about 400 KB of float64, so the temporaries of one item stay in
 # the core's cache (measured 3-4x faster than whole-image passes at 4K).
 CHUNK = 48 * 1024
-THREADS = max(1, min(2, os.cpu_count() or 1))
 
 
 @functools.cache
@@ -125,15 +122,6 @@ def aggd_fit(sums: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray, np.n
         r_norm = r_hat * (g**3 + 1) * (g + 1) / (g**2 + 1) ** 2
     alpha = grid["gam"][nearest_on_grid(grid["aggd"], r_norm, squared=True)]
     return alpha, left, right
-
-
-def parallel_map(fn: Callable, items: Iterable) -> list:
-    """``[fn(i) for i in items]`` on :data:`THREADS` threads (NumPy releases the GIL)."""
-    items = list(items)
-    if THREADS == 1 or len(items) < 2:
-        return [fn(item) for item in items]
-    with ThreadPoolExecutor(THREADS) as pool:
-        return list(pool.map(fn, items))
 
 
 def mscn(image: np.ndarray, padding: str) -> np.ndarray:

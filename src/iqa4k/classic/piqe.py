@@ -33,13 +33,13 @@ change 1.7e-6, largest 0.64%; docs/metrics.md).
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
 import numpy as np
 import torch
 
 from ..errors import InputError, OptionError
+from .backend import parallel_map
 from .mscn_filter import RADIUS, mscn_rows
 from .nss import LUMA_WEIGHTS, luma_rows
 from .prepare import shave
@@ -218,8 +218,7 @@ def _analyse(
             done = slice(top // bs, top // bs + n)
             variance[i, done], min_std[i, done], noisy[i, done] = out
 
-        with ThreadPoolExecutor(2) as pool:
-            list(pool.map(band, range(0, hp, rows)))
+        parallel_map(band, range(0, hp, rows))
     return torch.from_numpy(variance), torch.from_numpy(min_std), torch.from_numpy(noisy)
 
 
