@@ -43,7 +43,7 @@ def _point_op(values: torch.Tensor, lut: torch.Tensor, origin: float, step: floa
         pos = (values[r : r + _POINT_OP_ROWS] - origin).div_(step)
         # The MEX truncates toward zero and clamps, so the end segments extrapolate linearly.
         index = torch.trunc(pos).clamp_(0, lut.numel() - 2)
-        i = index.long()  # take: twice as fast as advanced indexing
+        i = index.long()  # gathered with take: faster than advanced indexing
         frac = pos.sub_(index)
         torch.addcmul(lut.take(i), slope.take(i), frac, out=out[r : r + _POINT_OP_ROWS])
     return out
