@@ -65,7 +65,8 @@ def test_download_from_a_file_url_verifies_and_caches(weight_entry, tmp_path):
     assert path == tmp_path / "cache" / "testfile" / "params.bin"
     assert path.read_bytes() == source.read_bytes()
     assert weights.resolve("testfile") == path  # now a cache hit, checked again
-    assert list(path.parent.iterdir()) == [path]  # no temporary file left
+    assert weights.fetch("testfile") == path  # nothing to fetch
+    assert list(path.parent.iterdir()) == [path]  # no part file left
 
 
 def test_download_with_a_wrong_checksum_saves_nothing(weight_entry, monkeypatch):

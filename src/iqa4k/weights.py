@@ -232,13 +232,16 @@ def fetch(name: str) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     part = target.with_name(f".{entry.filename}.part")
     while True:
+        if target.is_file():  # already here, or another process has just finished it
+            _verify(entry, target, "the downloaded copy")
+            return target
         with open(part, "ab") as out:
             _lock(out)  # waits while another process downloads the same file
-            if target.is_file():  # it finished (and renamed what ``out`` refers to)
-                _verify(entry, target, "the downloaded copy")
-                return target
-            if not part.exists() or not os.path.samestat(os.fstat(out.fileno()), part.stat()):
-                continue  # the other process dropped a bad download: start a new part file
+            ours = part.exists() and os.path.samestat(os.fstat(out.fileno()), part.stat())
+            if target.is_file() or not ours:
+                if ours and not out.tell():
+                    part.unlink()  # opened just after the other process had finished
+                continue  # finished (above) or dropped as bad: then a new part file
             try:
                 _download(entry.url, out)
             except (OSError, http.client.HTTPException) as err:  # URLError is an OSError
