@@ -586,6 +586,18 @@ def test_features_do_not_depend_on_the_thread_count(rng):
     assert ((one - two).abs() / one.abs()).max().item() < 1e-12
 
 
+def test_structure_means_do_not_depend_on_the_worker_threads(rng, monkeypatch):
+    # strips are summed in their order, whichever thread filtered them
+    from iqa4k.classic import backend
+
+    monkeypatch.setattr(nf, "_STRIP_ROWS", 5)
+    images = [torch.from_numpy(rng.random((60, 50)) * 255) for _ in range(3)]
+    pairs = [(0, 2), (1, 2), (0, 1)]
+    two = nf._structure_means(images, pairs)
+    monkeypatch.setattr(backend, "THREADS", 1)
+    assert torch.equal(nf._structure_means(images, pairs), two)
+
+
 def test_gaussian_window_torch_and_opencv_paths_agree(rng):
     x = torch.from_numpy(rng.random((40, 50)))
     fast = torch.from_numpy(nf._gauss_valid(x.numpy(), 0.5))  # NumPy: OpenCV (CPU inference)

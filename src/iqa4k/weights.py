@@ -233,7 +233,7 @@ def fetch(name: str) -> Path:
     part = target.with_name(f".{entry.filename}.part")
     while True:
         if target.is_file():  # already here, or another process has just finished it
-            _verify(entry, target, "the downloaded copy")
+            _verify(entry, target, "the cached copy")
             return target
         with open(part, "ab") as out:
             _lock(out)  # waits while another process downloads the same file
