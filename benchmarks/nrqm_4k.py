@@ -12,7 +12,8 @@ it (Linux only). pyiqa's features are not MATLAB's (its own resampling and norma
 so the last column says how far apart the two feature vectors are.
 
 ``--parts`` instead times the parts of two warm 4K calls (wall seconds spent in each
-function, summed per call), with freed memory kept as the ``iqa4k`` command does.
+function, summed per call), with freed memory kept as the ``iqa4k`` command does, or with
+glibc's default thresholds as a library caller has them (``--parts --default-heap``).
 """
 
 from __future__ import annotations
@@ -76,9 +77,10 @@ def pyiqa_features(luma: torch.Tensor) -> torch.Tensor:
     return torch.cat([f1, f2, f3], dim=1)[0]
 
 
-def time_parts(luma: torch.Tensor, calls: int = 2) -> None:
+def time_parts(luma: torch.Tensor, keep_memory: bool, calls: int = 2) -> None:
     """Print the seconds each of :data:`_PARTS` takes in each of ``calls`` warm calls."""
-    tune_process()
+    if keep_memory:
+        tune_process()
     spent = {}
 
     def timed(name, fn):
@@ -107,12 +109,15 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--no-pyiqa", action="store_true", help="time iqa4k alone")
     parser.add_argument("--parts", action="store_true", help="time the parts of a 4K call")
+    parser.add_argument(
+        "--default-heap", action="store_true", help="--parts with glibc's default thresholds"
+    )
     args = parser.parse_args()
     dist, _ = uhd_pair()
     luma = _luma_255(dist.double(), "y", True, 4)[0].contiguous()
     del dist
     if args.parts:
-        time_parts(luma)
+        time_parts(luma, keep_memory=not args.default_heap)
         return
     rows = []
     for size in [tuple(luma.shape), (384, 512)]:

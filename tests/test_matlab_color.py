@@ -71,13 +71,13 @@ def test_luma_rounds_each_product_and_sum_on_its_own(dtype):
             np.testing.assert_array_equal(got, expected)
 
 
-def test_imresize_width_pass_in_row_bands_changes_no_bit(monkeypatch):
-    # the sparse width pass runs _RESIZE_ROWS rows at a time; any band height, same bits
+def test_imresize_in_blocks_changes_no_bit(monkeypatch):
+    # the sparse passes run blocks of columns or rows; any block size gives the same bits
     from iqa4k.classic import matlab
 
     x = torch.rand(2, 3, 53, 70, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
     scales = (0.5, 2.0)
     whole = [matlab.imresize(x, scale=s) for s in scales]
-    monkeypatch.setattr(matlab, "_RESIZE_ROWS", 7)
+    monkeypatch.setattr(matlab, "_TEMP_BYTES", 7 * 8 * 140)
     banded = [matlab.imresize(x, scale=s) for s in scales]
     assert all(torch.equal(a, b) for a, b in zip(banded, whole, strict=True))

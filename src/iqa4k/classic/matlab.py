@@ -154,27 +154,32 @@ def _resize_dim_torch(x: torch.Tensor, dim: int, weights: np.ndarray, indices: n
     return out
 
 
-_RESIZE_ROWS = 256  # rows resized along the width at a time: the transposed copies stay small
+# NumPy asks Linux to back arrays of 4 MiB or more with huge pages; where the kernel compacts
+# memory to find them (THP defrag "madvise"), fresh arrays that size can stall for
+# milliseconds each. The sparse passes keep their temporaries below that size, and the output
+# is allocated by torch, which does not ask.
+_TEMP_BYTES = (4 << 20) - 4096
 
 
 def _resize_dim_sparse(x: torch.Tensor, dim: int, matrix: scipy.sparse.csr_matrix):
     """Resize ``[B,C,H,W]`` along ``dim`` (-2 or -1) with sparse matmuls, plane by plane (CPU).
 
     Each output value is the same fixed-order sum whatever the number of columns multiplied
-    at once, so working in bands of rows changes no bit.
+    at once, so working in blocks of columns or rows changes no bit.
     """
     planes = x.detach().contiguous().numpy().reshape(-1, *x.shape[-2:])
-    if dim == -2:
-        out = [matrix @ p for p in planes]
-        out = np.ascontiguousarray(np.stack(out) if len(out) > 1 else out[0][None])
-    else:  # rows of a transposed copy: OpenCV transposes faster than scipy's dense @ sparse.T
-        out = np.empty((len(planes), planes.shape[1], matrix.shape[0]), planes.dtype)
-        for p, o in zip(planes, out, strict=True):
-            for r in range(0, p.shape[0], _RESIZE_ROWS):
-                o[r : r + _RESIZE_ROWS] = cv2.transpose(
-                    matrix @ cv2.transpose(p[r : r + _RESIZE_ROWS])
-                )
-    return torch.from_numpy(out).view(*x.shape[:-2], *out.shape[-2:])
+    n, h, w = planes.shape
+    shape = (matrix.shape[0], w) if dim == -2 else (h, matrix.shape[0])
+    out = torch.empty((n, *shape), dtype=x.dtype)
+    step = max(1, _TEMP_BYTES // (planes.itemsize * max(matrix.shape)))
+    for p, o in zip(planes, out.numpy(), strict=True):
+        if dim == -2:
+            for c in range(0, w, step):
+                o[:, c : c + step] = matrix @ np.ascontiguousarray(p[:, c : c + step])
+        else:  # rows of a transposed copy: OpenCV transposes faster than scipy's dense @ sparse.T
+            for r in range(0, h, step):
+                o[r : r + step] = cv2.transpose(matrix @ cv2.transpose(p[r : r + step]))
+    return out.view(*x.shape[:-2], *shape)
 
 
 def imresize(
