@@ -35,10 +35,15 @@ class SFPyramid:
 _POINT_OP_ROWS = 128  # rows interpolated at a time: the temporaries stay small and in cache
 
 
-def _point_op(values: torch.Tensor, lut: torch.Tensor, origin: float, step: float) -> torch.Tensor:
-    """matlabPyrTools ``pointOp``: linear interpolation in ``lut``, extrapolation at the ends."""
+def _point_op(
+    values: torch.Tensor, lut: torch.Tensor, origin: float, step: float, out=None
+) -> torch.Tensor:
+    """matlabPyrTools ``pointOp``: linear interpolation in ``lut``, extrapolation at the ends.
+
+    The result goes to ``out`` when given (any strides, e.g. one plane of a complex array).
+    """
     slope = lut[1:] - lut[:-1]
-    out = torch.empty_like(values)
+    out = torch.empty_like(values) if out is None else out
     for r in range(0, values.shape[0], _POINT_OP_ROWS):
         pos = (values[r : r + _POINT_OP_ROWS] - origin).div_(step)
         # The MEX truncates toward zero and clamps, so the end segments extrapolate linearly.
@@ -170,32 +175,31 @@ def _oriented_bands(
     """
     origin, step, values = lut
     nbands = order + 1
-
-    def mask(b: int) -> torch.Tensor:
-        return _point_op(angle, values, origin + math.pi * b / nbands, step).mul_(himask)
-
-    # (-i)^order * (a + i b), exactly: each factor -i maps (re, im) to (im, -re); the parts
-    # are written with their signs straight into the complex array (no negated copies).
+    # (-i)^order * (a + i b), exactly: each factor -i maps (re, im) to (im, -re). The masks
+    # are written with their signs straight into the planes of one complex array, reused
+    # for every pair (no mask arrays, no negated copies).
     parts, signs = [0, 1], [1.0, 1.0]
     for _ in range(order % 4):
         parts, signs = [parts[1], parts[0]], [signs[1], -signs[0]]
+    spectrum = torch.empty(angle.shape, dtype=dft.dtype, device=dft.device)
+    planes = torch.view_as_real(spectrum)
     out = []
     for k in range(0, nbands, 2):
-        pair = (mask(k), mask(k + 1) if k + 1 < nbands else None)
-        spectrum = torch.empty(angle.shape, dtype=dft.dtype, device=dft.device)
-        planes = torch.view_as_real(spectrum)
         for plane, (part, sign) in enumerate(zip(parts, signs, strict=True)):
-            if pair[part] is None:
-                planes[..., plane].zero_()
-            else:
-                torch.mul(pair[part], sign, out=planes[..., plane])
-        del pair
+            b, target = k + part, planes[..., plane]
+            if b == nbands:  # an odd number of bands: the last pair has one
+                target.zero_()
+                continue
+            _point_op(angle, values, origin + math.pi * b / nbands, step, out=target)
+            target.mul_(himask)
+            if sign < 0:
+                target.neg_()
         # In place when there is no batch dimension: one complex image less at 4K.
-        spectrum = spectrum.mul_(dft) if spectrum.shape == dft.shape else spectrum * dft
-        z = torch.fft.ifft2(spectrum, out=spectrum)
+        z = spectrum.mul_(dft) if spectrum.shape == dft.shape else spectrum * dft
+        z = torch.fft.ifft2(z, out=z)
         # Copies: views into z would keep the complex array (twice their size) alive.
         out += [z.real.clone(), z.imag.clone()] if k + 1 < nbands else [z.real.clone()]
-        del spectrum, z
+        del z
     return out
 
 
