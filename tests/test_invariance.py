@@ -77,22 +77,43 @@ def test_flat_areas_give_the_same_bits_on_every_simd_path_and_thread_count(name,
     assert torch.equal(batch[1:], whole)
 
 
+@pytest.mark.parametrize("name", ["psnr", "ssim", "ssim_y", "ms_ssim"])
+def test_fr_scores_give_the_same_bits_on_every_simd_path_and_thread_count(name):
+    # SSIM's moments used OpenCV's float32 filter, whose optimised path fuses multiplies and
+    # adds: 3 float32 ulps apart from its baseline path on this pair.
+    metric = iqa4k.create_metric(name)
+    x, y = _pair()
+    whole = metric(x, y)
+    optimised, threads = cv2.useOptimized(), torch.get_num_threads()
+    try:
+        for simd, n in ((False, threads), (True, 1), (False, 1)):
+            cv2.setUseOptimized(simd)
+            torch.set_num_threads(n)
+            assert torch.equal(metric(x, y), whole), (simd, n)
+    finally:
+        cv2.setUseOptimized(optimised)
+        torch.set_num_threads(threads)
+
+
 _SCORES = """
 import sys, torch, iqa4k
 from tests.conftest import posterised
 x = posterised()
-print(*(iqa4k.create_metric(n)(x).item().hex() for n in sys.argv[1:]))
+metrics = [iqa4k.create_metric(n) for n in sys.argv[1:]]
+print(*((m(x, x.flip(-1)) if m.info.kind == "FR" else m(x)).item().hex() for m in metrics))
 """
 
 
 @pytest.mark.slow
-def test_nss_scores_ignore_numpy_simd_targets_and_blas_kernels():
+def test_scores_ignore_numpy_simd_targets_and_blas_kernels():
     # NumPy's, OpenBLAS's and torch's kernels are chosen by CPU at start-up: a second
     # interpreter with NumPy's SIMD targets disabled, OpenBLAS on its oldest x86 kernel and
     # torch on its non-vectorised one must print the same bits (np.exp, np.dot and LAPACK's
     # SVD did not).
-    names = ["niqe", "brisque", "piqe"]
-    here = [iqa4k.create_metric(n)(posterised()).item().hex() for n in names]
+    names = ["niqe", "brisque", "piqe", "ssim", "ms_ssim"]
+    x = posterised()
+    metrics = [iqa4k.create_metric(n) for n in names]
+    here = [(m(x, x.flip(-1)) if m.info.kind == "FR" else m(x)).item().hex() for m in metrics]
     env = dict(os.environ, OPENBLAS_CORETYPE="Nehalem", ATEN_CPU_CAPABILITY="default")
     try:
         from numpy._core._multiarray_umath import __cpu_dispatch__

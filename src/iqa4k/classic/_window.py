@@ -1,25 +1,22 @@
 """Local Gaussian statistics of two images: the shared core of SSIM and MS-SSIM.
 
-Two interchangeable back ends compute the five 'valid' Gaussian-filtered maps of Wang's
-``ssim.m`` (``filter2(window, ., 'valid')``): a differentiable torch one (any device) and an
-OpenCV one for CPU inference, several times faster at 4K because ``cv2.sepFilter2D`` is a
-tuned, multithreaded separable filter while ``torch.conv2d`` is not specialised for 1-D
-kernels. Both return the same numbers (tested to 1e-10 in float64).
+Two interchangeable back ends compute the 'valid' Gaussian-filtered moment maps of Wang's
+``ssim.m`` (``filter2(window, ., 'valid')``): a differentiable torch one (any device) and one
+for CPU inference that filters in plain IEEE arithmetic (``separable.valid_filter``), so
+that the scores are the same bits on every SIMD path and thread count. Both return the same
+numbers (tested to 1e-10 in float64).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
-import cv2
-import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .backend import cpu_inference, parallel_map
+from .backend import cpu_inference
 from .matlab import fspecial_gaussian_1d
-
-_BORDER = cv2.BORDER_REFLECT  # any mode: the border samples are cropped away
+from .separable import valid_filter
 
 
 def local_moments(
@@ -30,7 +27,7 @@ def local_moments(
     SSIM only needs the sum of the two second moments, which saves one filter pass.
     """
     if cpu_inference(x, y):
-        return _moments_cv2(x, y, win_size, sigma)
+        return _moments_cpu(x, y, win_size, sigma)
     g = fspecial_gaussian_1d(win_size, sigma).to(x)
     maps = torch.cat([x, y, x * x + y * y, x * y], dim=1)
     c = maps.shape[1]
@@ -39,35 +36,25 @@ def local_moments(
     return maps.chunk(4, dim=1)
 
 
-def _moments_cv2(
+def _moments_cpu(
     x: torch.Tensor, y: torch.Tensor, win_size: int, sigma: float
 ) -> tuple[torch.Tensor, ...]:
-    dtype = np.float64 if x.dtype == torch.float64 else np.float32
-    g = fspecial_gaussian_1d(win_size, sigma).numpy().astype(dtype)
-    # Products in torch: multithreaded, unlike numpy's.
-    sources = [
-        t.contiguous().numpy().astype(dtype, copy=False) for t in (x, y, x * x + y * y, x * y)
-    ]
-    outs = [np.empty_like(src) for src in sources]
-
-    def filter_map(k: int) -> None:
-        for i in range(sources[k].shape[0]):
-            for j in range(sources[k].shape[1]):
-                cv2.sepFilter2D(sources[k][i, j], -1, g, g, dst=outs[k][i, j], borderType=_BORDER)
-
-    # Two maps at a time: cv2.sepFilter2D leaves a core idle much of the time (measured 25%
-    # faster at 4K), and it releases the GIL.
-    parallel_map(filter_map, range(len(sources)))
-    # A 'same' filter cropped by the window radius is exactly MATLAB's 'valid' filter.
-    r = win_size // 2
+    g = fspecial_gaussian_1d(win_size, sigma).numpy()
     h, w = x.shape[-2:]
-    return tuple(torch.from_numpy(out)[..., r : h - r, r : w - r] for out in outs)
+    valid = (h - win_size + 1, w - win_size + 1)
+    outs = []
+    for source in (x, y, x * x + y * y, x * y):
+        out = x.new_empty(*x.shape[:-2], *valid)
+        for plane, o in zip(source.contiguous().view(-1, h, w), out.view(-1, *valid), strict=True):
+            valid_filter(plane, g, out=o)
+        outs.append(out)
+    return tuple(outs)
 
 
 def moment_bands(
     x: torch.Tensor, y: torch.Tensor, win_size: int, sigma: float, rows: int
 ) -> Iterator[tuple[torch.Tensor, ...]]:
-    """:func:`local_moments` (OpenCV back end) ``rows`` output rows at a time, top to bottom.
+    """:func:`local_moments` (CPU back end) ``rows`` output rows at a time, top to bottom.
 
     Each band is filtered from its input rows plus the window's halo, so the values are those
     of the whole-image maps while memory holds one band of maps, not five images' worth.
@@ -76,4 +63,4 @@ def moment_bands(
     halo = win_size - 1
     for top in range(0, h - halo, rows):
         bottom = min(top + rows, h - halo) + halo
-        yield _moments_cv2(x[..., top:bottom, :], y[..., top:bottom, :], win_size, sigma)
+        yield _moments_cpu(x[..., top:bottom, :], y[..., top:bottom, :], win_size, sigma)

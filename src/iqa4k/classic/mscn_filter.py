@@ -8,7 +8,7 @@ image). A filter whose accumulation order depends on the CPU (OpenCV's SIMD path
 splits) therefore makes the scores depend on the machine. Here:
 
 - every pixel is first filtered in a fixed order with plain IEEE float64 multiplies and adds
-  in NumPy (separable, columns first, taps in order): the same bits on every machine;
+  in NumPy (``separable.valid_filter``): the same bits on every machine;
 - the pixels where that result could carry the wrong sign (``|I - mu|`` within a proven
   bound of the rounding difference) are recomputed as MATLAB's ``imfilter`` does: a
   separable 7-tap filter, columns first, each tap a fused multiply-add (one rounding), here
@@ -25,6 +25,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
+
+from .separable import valid_filter
 
 # fspecial('gaussian', 7, 7/6) as a 1-D factor, written out bit for bit: the sign of the
 # flat-region noise depends on the last bit of each tap, and computing them (exp, then the
@@ -107,29 +109,6 @@ def _fma_band(padded: np.ndarray) -> np.ndarray:
     return fma_dot(*(sliding_window_view(a, len(TAPS), axis=1) for a in (cols, hi, lo)))
 
 
-def _plain_filter(padded: np.ndarray) -> np.ndarray:
-    """Separable filter, columns first, in plain IEEE arithmetic (NumPy never fuses).
-
-    The taps are symmetric: ``g0 (x0 + x6) + g1 (x1 + x5) + g2 (x2 + x4) + g3 x3``.
-    """
-    n, w = padded.shape[0] - 2 * RADIUS, padded.shape[1] - 2 * RADIUS
-    taps = TAPS.astype(padded.dtype)
-    cols = _symmetric_pass(lambda k: padded[k : k + n], taps)
-    return _symmetric_pass(lambda k: cols[:, k : k + w], taps)
-
-
-def _symmetric_pass(shifted, taps: np.ndarray) -> np.ndarray:
-    """``sum_k taps[k] shifted(k)`` with the mirrored samples added first."""
-    last = len(taps) - 1
-    out = np.multiply(shifted(RADIUS), taps[RADIUS])
-    pair = np.empty_like(out)
-    for k in range(RADIUS):
-        np.add(shifted(k), shifted(last - k), out=pair)
-        pair *= taps[k]
-        out += pair
-    return out
-
-
 def padded_rows(image: np.ndarray, top: int, bottom: int, padding: str) -> np.ndarray:
     """Rows ``top:bottom`` of ``image`` with the filter's 3 rows and columns of padding."""
     h, w = image.shape
@@ -162,7 +141,7 @@ def mscn_rows(
         raise ValueError(f"padding must be one of {PADDINGS}, got {padding!r}")
     x = padded_rows(image, top, bottom, padding)
     sq = x * x
-    mu, second = _plain_filter(x), _plain_filter(sq)
+    mu, second = valid_filter(x, TAPS), valid_filter(sq, TAPS)
     centre = x[RADIUS:-RADIUS, RADIUS:-RADIUS]
     diff = centre - mu
     # An infinite peak (inf in the image) would select every pixel for nothing but NaNs.
