@@ -95,10 +95,10 @@ def test_symmetric_and_batch_consistent(name, rng):
 
 @pytest.mark.parametrize("function", [psnr, ssim, ms_ssim])
 @pytest.mark.parametrize("color_space", ["gray", "rgb", "y"])
-def test_opencv_and_torch_back_ends_agree(function, color_space, rng):
+def test_cpu_and_torch_back_ends_agree(function, color_space, rng):
     x = torch.from_numpy(rng.random((2, 3, 181, 203))).clamp(0, 1)
     y = (x + 0.2 * torch.from_numpy(rng.standard_normal(x.shape))).clamp(0, 1)
-    fast = function(x, y, color_space=color_space)  # no grad wanted: OpenCV path
+    fast = function(x, y, color_space=color_space)  # no grad wanted: CPU inference path
     x.requires_grad_(True)
     exact = function(x, y, color_space=color_space)  # autograd path: torch conv2d
     torch.testing.assert_close(fast, exact.detach(), rtol=0, atol=1e-10)
