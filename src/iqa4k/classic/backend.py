@@ -1,11 +1,11 @@
-"""When the OpenCV fast paths may replace the torch ones, and how they use the cores.
+"""When the CPU fast paths may replace the torch ones, and how they use the cores.
 
 The classical metrics have two implementations of their heavy steps: torch (differentiable,
-any device) and OpenCV (CPU inference only). OpenCV's separable filters, area resampling and
-norms are several times faster than torch's generic CPU kernels at 4K, and give the same
-numbers (the tests compare both paths). The CPU paths split their work into independent
-items (bands of rows, maps) run on :data:`THREADS` threads: OpenCV and NumPy release the GIL,
-and each item's numbers do not depend on which thread runs it.
+any device) and a CPU-inference one (NumPy, OpenCV, or torch operations in a fixed order:
+the plain separable filter, imresize's sparse products, area resampling) for CPU
+inference; the tests compare both paths. The CPU paths split their
+work into independent items (bands of rows, strips) run on :data:`THREADS` threads: OpenCV
+and NumPy release the GIL, and each item's numbers do not depend on which thread runs it.
 """
 
 from __future__ import annotations
