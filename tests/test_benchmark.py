@@ -20,6 +20,7 @@ from iqa4k.benchmark.files import CSV_COLUMNS
 from iqa4k.cli import main
 from iqa4k.data import open_dataset
 from iqa4k.errors import InputError, OptionError
+from iqa4k.evaluation import evaluate_csv
 from iqa4k.models import ENTRIES
 from iqa4k.models.checkpoint import save_checkpoint
 from iqa4k.models.loading import checkpoint_meta
@@ -85,11 +86,20 @@ def test_figures_match_an_independent_computation_and_are_oriented(dmos_set, tmp
     assert len(combined) == 15 and set(combined[0]) == {
         "image",
         "ref",
-        "mos",
+        "dmos",  # named by its direction: read back the right way up
         "psnr",
         "ssim",
         "niqe",
     }
+    # scores.csv alone is enough for `evaluate` and `report`: its dmos column is the MOS,
+    # never a metric, with or without a separate MOS file.
+    for mos in (None, dmos_set / "mos.csv"):
+        again = {e.name: e.result.srcc for e in evaluate_csv(out / "scores.csv", mos).metrics}
+        assert again == pytest.approx({m: float(results[m]["srcc"]) for m in again})
+        assert sorted(again) == ["niqe", "psnr", "ssim"]
+    assert main(["report", str(out / "scores.csv"), "-o", str(tmp_path / "r.html")]) == 0
+    page = (tmp_path / "r.html").read_text()
+    assert "Agreement with MOS" in page and "MOS: lower is better (from the column name" in page
 
     plots = out / "plots"
     with Image.open(plots / "all.png") as im:

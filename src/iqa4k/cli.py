@@ -459,8 +459,12 @@ def build_parser() -> argparse.ArgumentParser:
         )
         s.add_argument("--boot", type=int, default=1000, help="bootstrap resamples (0: no CIs)")
 
-    def mos_file(s: argparse.ArgumentParser, required: bool) -> None:
-        s.add_argument("--mos", required=required, help="CSV with an image and a MOS column")
+    def mos_file(s: argparse.ArgumentParser) -> None:
+        s.add_argument(
+            "--mos",
+            help="CSV with an image and a MOS column (default: the scores file's own mos or "
+            "dmos column, as `iqa4k benchmark` writes it)",
+        )
         s.add_argument("--mos-column", help="MOS column (default: first of mos, dmos, score, MOS)")
         s.add_argument(
             "--image-column",
@@ -471,7 +475,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("evaluate", help="agreement of scores with MOS (SRCC, PLCC, ...)")
     s.add_argument("scores", help="CSV from `iqa4k score`")
-    mos_file(s, required=True)
+    mos_file(s)
     agreement(s)
     s.add_argument("--json", action="store_true", help="print JSON instead of a table")
     s.add_argument("--plot", metavar="DIR", help="write one scatter plot PNG per metric")
@@ -526,10 +530,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, help="output folder")
     s.set_defaults(func=_cmd_test)
 
-    s = sub.add_parser("report", help="an HTML page of a scores CSV (with --mos: its agreement)")
+    s = sub.add_parser("report", help="an HTML page of a scores CSV (with MOS: its agreement)")
     s.add_argument("scores", help="CSV from `iqa4k score`")
     s.add_argument("-o", "--output", required=True, help="output HTML file")
-    mos_file(s, required=False)
+    mos_file(s)
     agreement(s)
     s.set_defaults(func=_cmd_report)
 

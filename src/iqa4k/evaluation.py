@@ -2,8 +2,9 @@
 
 Rows are joined by file name (or stem, when extensions differ), then every numeric column of
 the scores file goes through :func:`iqa4k.stats.evaluate`, oriented by the metric's direction
-and the MOS direction so that a good metric always shows positive SRCC and PLCC. Nothing is
-printed here.
+and the MOS direction so that a good metric always shows positive SRCC and PLCC. A scores
+file's own ``mos``/``dmos`` column (``iqa4k benchmark`` writes one) is never a metric: it is
+the MOS when no MOS file is given. Nothing is printed here.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from .results_file import ERROR, REF, read_csv, read_scores
 __all__ = [
     "IMAGE_COLUMNS",
     "MOS_COLUMNS",
+    "OWN_MOS_COLUMNS",
     "EvaluationRun",
     "MetricEvaluation",
     "best_metric",
@@ -33,6 +35,8 @@ __all__ = [
 # Columns tried, in order, when the image or MOS column is not named.
 IMAGE_COLUMNS = ("image", "dist", "dist_name", "image_name", "filename", "name", "dist_img")
 MOS_COLUMNS = ("mos", "dmos", "score", "MOS", "quality_mos", "elo")
+# A scores file's own MOS (``iqa4k benchmark`` writes one): never a metric.
+OWN_MOS_COLUMNS = ("mos", "dmos")
 
 
 @dataclass
@@ -103,7 +107,7 @@ class EvaluationRun:
 
 def evaluate_csv(
     scores: str | Path,
-    mos: str | Path,
+    mos: str | Path | None = None,
     *,
     mos_column: str | None = None,
     image_column: str | None = None,
@@ -113,12 +117,14 @@ def evaluate_csv(
 ) -> EvaluationRun:
     """Join the scores CSV with the MOS CSV by image name and evaluate each score column.
 
-    ``mos_column``/``image_column`` name the MOS file's columns (default: the first of
-    :data:`MOS_COLUMNS` / :data:`IMAGE_COLUMNS` present). ``mos_direction`` is ``higher`` or
-    ``lower`` (default: from the column name, ``dmos`` is lower). A metric that cannot be
-    evaluated gets ``error`` set; a bad file or a join with fewer than 3 images raises.
+    Without ``mos``, the MOS is the scores file's own ``mos`` or ``dmos`` column. ``mos_column``
+    / ``image_column`` name the MOS file's columns (default: the first of :data:`MOS_COLUMNS`
+    / :data:`IMAGE_COLUMNS` present). ``mos_direction`` is ``higher`` or ``lower`` (default:
+    from the column name, ``dmos`` is lower). A metric that cannot be evaluated gets ``error``
+    set; a bad file or a join with fewer than 3 images raises.
     """
-    scores_path, mos_path = Path(scores), Path(mos)
+    scores_path = Path(scores)
+    mos_path = scores_path if mos is None else Path(mos)
     for p in (scores_path, mos_path):
         if not p.is_file():
             raise InputError(f"{p}: no such file")
@@ -126,12 +132,22 @@ def evaluate_csv(
     if not header:
         raise InputError(f"{scores_path} is empty")
     icol = _pick(header, None, IMAGE_COLUMNS, "image", scores_path)
-    metrics = _numeric_columns(header, rows, {icol, REF, ERROR})
+    if mos is None:  # the scores file's own MOS column
+        own = mos_column or next((c for c in OWN_MOS_COLUMNS if c in header), None)
+        if own is None:
+            raise InputError(
+                f"{scores_path} has no mos or dmos column: give the MOS file (--mos FILE)"
+            )
+        labels = (header, rows, icol, own)
+    else:
+        own = None
+        labels = (*read_csv(mos_path, sniff=True), image_column, mos_column)
+    metrics = _numeric_columns(header, rows, {icol, REF, ERROR, own or "", *OWN_MOS_COLUMNS})
     if not metrics:
         raise InputError(
             f"{scores_path} has no numeric score column; its columns: {', '.join(header)}"
         )
-    by_name, by_stem, mos_icol, mos_col = _mos_table(mos_path, image_column, mos_column)
+    by_name, by_stem, mos_icol, mos_col = _mos_table(mos_path, *labels)
 
     matched: list[tuple[Mapping[str, str], float]] = []
     seen: set[str] = set()
@@ -312,10 +328,14 @@ def _pick(
 
 
 def _mos_table(
-    path: Path, image_col: str | None, mos_col: str | None
+    path: Path,
+    header: Sequence[str],
+    rows: Sequence[Mapping[str, str]],
+    image_col: str | None,
+    mos_col: str | None,
 ) -> tuple[dict[str, float], dict[str, float], str, str]:
-    """MOS by file name and by stem (ambiguous stems left out) and the columns used."""
-    header, rows = read_csv(path, sniff=True)
+    """MOS by file name and by stem (ambiguous stems left out) and the columns used, from
+    the ``header`` and ``rows`` of the file at ``path``."""
     icol = _pick(header, image_col, IMAGE_COLUMNS, "image", path, "--image-column")
     mcol = _pick(header, mos_col, MOS_COLUMNS, "MOS", path, "--mos-column")
     by_name: dict[str, float] = {}

@@ -89,7 +89,10 @@ def _write_scores(bench: Benchmark, path: Path) -> Path:
     # surrogateescape: a file name that is not UTF-8 is written back as its own bytes
     with open(path, "w", newline="", encoding="utf-8", errors="surrogateescape") as f:
         writer = csv.writer(f)
-        writer.writerow(["image", "ref", "mos", *bench.scores])
+        # The label column is named by its direction, so that `iqa4k evaluate` and
+        # `iqa4k report` read this file back with the MOS the right way up.
+        label = "mos" if bench.mos_higher_is_better else "dmos"
+        writer.writerow(["image", "ref", label, *bench.scores])
         for i, s in enumerate(bench.dataset.samples):
             values = ["" if math.isnan(v[i]) else repr(v[i]) for v in bench.scores.values()]
             writer.writerow([s.image, s.ref or "", repr(s.mos), *values])

@@ -96,21 +96,22 @@ def scores_page(
     title: str = "",
     skipped: Mapping[str, str] | None = None,
 ) -> Path:
-    """``iqa4k report``: the page of a scores CSV; with ``mos``, its agreement with MOS first.
-    ``skipped`` names metrics that were not run, and why (shown in the metrics table)."""
-    from ..evaluation import evaluate_csv, versus_best
+    """``iqa4k report``: the page of a scores CSV; with MOS (``mos``, or the file's own
+    ``mos``/``dmos`` column), its agreement with MOS first. ``skipped`` names metrics that
+    were not run, and why (shown in the metrics table)."""
+    from ..evaluation import OWN_MOS_COLUMNS, evaluate_csv, versus_best
     from ..results_file import ERROR, IMAGE, REF, read_scores
 
     scores = Path(scores)
     header, rows = read_scores(scores)
-    metrics = [c for c in header if c not in (IMAGE, REF, ERROR)]
+    metrics = [c for c in header if c not in (IMAGE, REF, ERROR, *OWN_MOS_COLUMNS)]
     for row in rows:  # paths as scored: relative to where `score` ran, else to the CSV
         for key in (IMAGE, REF):
             if row.get(key) and not Path(row[key]).exists():
                 row[key] = str(scores.parent / row[key])
     sections = []
     meta = f"{scores.name}: {len(rows)} image(s)"
-    if mos is not None:
+    if mos is not None or any(c in header for c in OWN_MOS_COLUMNS):
         run = evaluate_csv(
             scores,
             mos,
@@ -137,7 +138,7 @@ def scores_page(
             notes.append(f"{run.unmatched} scored image(s) have no MOS and are left out")
         table = agreement_table(run.metrics, tests, notes)
         sections += agreement_sections(run.metrics, table, run.mos_column, fit)
-        meta += f" \u00b7 MOS from {Path(mos).name} ({run.matched} matched)"
+        meta += f" \u00b7 MOS from {Path(run.mos).name} ({run.matched} matched)"
     sections.insert(0, table_html(metrics_table(metrics, skipped or {})))
     sections.append("<h2>Every image</h2>" + per_image_html(rows, metrics))
     return write_page(out, title or f"iqa4k report: {scores.name}", meta, sections)
