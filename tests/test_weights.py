@@ -150,8 +150,11 @@ def test_a_broken_download_resumes_where_it_stopped(weight_entry, monkeypatch, h
             weights.REGISTRY, "testfile", weights.WeightsFile(**{**entry.__dict__, "url": url})
         )
         half = len(handler.data) // 2
-        with pytest.raises(WeightsNotFoundError, match=f"the {half} bytes received are kept"):
+        with pytest.raises(WeightsNotFoundError, match=f"the {half} bytes received are kept") as e:
             weights.fetch("testfile")
+        # the download that just failed is offered as a retry, not as a first try
+        assert "try the download again later: iqa4k weights fetch testfile" in str(e.value)
+        assert "fetch it once" not in str(e.value)
         part = weights.cache_path("testfile").with_name(".params.bin.part")
         assert part.read_bytes() == handler.data[:half] and not weights.available("testfile")
         path = weights.fetch("testfile")

@@ -248,7 +248,9 @@ def fetch(name: str) -> Path:
                 kept = f"; the {out.tell()} bytes received are kept in {part}, and the next "
                 kept += "fetch resumes from there"
                 reason = f"could not download {entry.url}: {err}{kept if out.tell() else ''}."
-                raise WeightsNotFoundError(_instructions(entry, target, reason)) from err
+                raise WeightsNotFoundError(
+                    _instructions(entry, target, reason, fetched=True)
+                ) from err
             out.flush()
             wrong = _mismatch(entry, part)
             if wrong:
@@ -257,7 +259,7 @@ def fetch(name: str) -> Path:
                     f"download of {entry.url} has {wrong}, expected {entry.checksum}; nothing "
                     "was saved."
                 )
-                raise WeightsNotFoundError(_instructions(entry, target, reason))
+                raise WeightsNotFoundError(_instructions(entry, target, reason, fetched=True))
             os.replace(part, target)
             return target
 
@@ -359,9 +361,12 @@ def _verify(entry: WeightsFile, path: Path, what: str) -> None:
         raise WeightsNotFoundError(_instructions(entry, cache_path(entry.name), reason))
 
 
-def _instructions(entry: WeightsFile, target: Path, reason: str, passed: bool = False) -> str:
-    """``reason`` on one line, then how to provide the file: where from, where to, or how
-    (``passed``: a path was given and was wrong, so passing one is not suggested again)."""
+def _instructions(
+    entry: WeightsFile, target: Path, reason: str, passed: bool = False, fetched: bool = False
+) -> str:
+    """``reason`` on one line, then how to provide the file: where from, where to, or how.
+    What has just failed is not suggested as such: ``passed`` (a path was given and was
+    wrong) drops passing one, ``fetched`` (a download failed) offers it again as a retry."""
     metric, *others = entry.metrics or ("training that starts from it",)
     also = f" (likewise for {', '.join(repr(m) for m in others)})" if others else ""
     check = (
@@ -391,7 +396,12 @@ def _instructions(entry: WeightsFile, target: Path, reason: str, passed: bool = 
             f"  - or pass your copy: {entry.pass_as}{also}, on the command line "
             f"--opt {entry.option}=PATH"
         )
-    if entry.fetch_as:
+    if entry.fetch_as and fetched:
+        lines.append(
+            f"  - or try the download again later: iqa4k weights fetch {entry.name} (a broken "
+            "download resumes where it stopped)."
+        )
+    elif entry.fetch_as:
         lines.append(
             f"  - or let iqa4k fetch it once into the cache: iqa4k weights fetch {entry.name}, "
             f"or {entry.fetch_as} (needs network access and IQA4K_OFFLINE unset; the download "
