@@ -25,6 +25,8 @@ bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/classic_4k.py
 	$(BIN)/python benchmarks/nrqm_4k.py
 	$(BIN)/python benchmarks/heap.py
+	$(BIN)/python benchmarks/pyiqa_values.py
+	$(BIN)/python benchmarks/piqe_precision.py
 
 bench-deep: $(BIN)/.installed
 	$(BIN)/python benchmarks/deep_4k.py
