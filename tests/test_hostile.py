@@ -17,6 +17,7 @@ import torch
 from PIL import Image
 
 import iqa4k
+from iqa4k.classic.separable import valid_filter
 from iqa4k.cli import main
 from iqa4k.errors import ImageReadError, InputError, OptionError
 from iqa4k.io import load_image
@@ -81,6 +82,31 @@ def test_non_finite_option_values_are_refused(value):
             iqa4k.create_metric(metric, **{option: value})
     with pytest.raises(OptionError, match="win_sigma must be a finite number"):
         iqa4k.create_metric("ssim", win_sigma=value)
+
+
+@pytest.mark.parametrize("metric", ["ssim", "ms_ssim"])
+def test_window_and_scale_options_that_have_no_meaning_are_refused(metric):
+    # An even window has no centre pixel (the symmetric filter would read past its taps).
+    with pytest.raises(OptionError, match="win_size must be odd"):
+        iqa4k.create_metric(metric, win_size=12)
+    with pytest.raises(ValueError, match="odd number of taps"):
+        valid_filter(np.zeros((20, 20)), np.full(4, 0.25))
+    if metric == "ms_ssim":
+        for weights in [(), (0.0, 0.0), (-1.0, 2.0)]:
+            with pytest.raises(OptionError, match="one weight per scale, none negative"):
+                iqa4k.create_metric(metric, scale_weights=weights)
+        # the command line's "(0.5,0.5)" arrives split at the comma
+        metric = iqa4k.create_metric(metric, scale_weights=["(0.5", "0.5)"])
+        assert metric.options["scale_weights"] == (0.5, 0.5)
+
+
+def test_the_tensor_value_range_is_refused_when_scoring_files(tmp_path, capsys):
+    # Files are decoded to [0, 1]: data_range=255 there would divide them by 255 again.
+    a = _image(tmp_path / "a.png")
+    argv = ["score", str(a), "--ref", str(a), "-m", "psnr,niqe", "-o", str(tmp_path / "s.csv")]
+    assert main([*argv, "--opt", "data_range=255"]) == 2
+    assert "data_range is the value range of tensor inputs" in capsys.readouterr().err
+    assert not (tmp_path / "s.csv").exists()
 
 
 def test_a_wrong_option_type_shows_the_value_given(tmp_path, capsys):

@@ -20,6 +20,7 @@ class Option:
     doc: str
     choices: tuple | None = None
     minimum: float | None = None
+    rule: Callable[[Any], str] | None = None  # a further condition: why a value breaks it, or ""
 
     def check(self, metric: str, name: str, value: Any) -> Any:
         """Return ``value`` coerced to the default's type, or raise :class:`OptionError`."""
@@ -33,6 +34,9 @@ class Option:
             raise OptionError(f"{metric}: {name} must be of type {kind}, got {value!r}")
         if self.minimum is not None and coerced < self.minimum:
             raise OptionError(f"{metric}: {name} must be >= {self.minimum}, got {value!r}")
+        broken = self.rule(coerced) if self.rule else ""
+        if broken:
+            raise OptionError(f"{metric}: {name} {broken}, got {value!r}")
         return coerced
 
     def _coerce(self, value: Any) -> Any:
@@ -45,8 +49,8 @@ class Option:
                 return None
             return None if kind is int and value != int(value) else kind(value)
         if kind is tuple:
-            try:
-                return tuple(float(v) for v in value)
+            try:  # "(0.5,0.5)" on the command line arrives as ["(0.5", "0.5)"]
+                return tuple(float(str(v).strip("()[] ")) for v in value)
             except (TypeError, ValueError):
                 return None
         return value

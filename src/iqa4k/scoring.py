@@ -246,11 +246,17 @@ def metric_names(metrics: str | Sequence[str]) -> list[str]:
 def _split_options(specs: Sequence[MetricSpec], options: Mapping[str, Any]) -> dict[str, dict]:
     """Give each metric the options it has; ``metric.option`` names one metric's option (e.g.
     ``maniqa.weights``). An option that no selected metric has is an error (a typo would
-    otherwise be silently ignored).
+    otherwise be silently ignored), and so is the value range of tensor inputs: files are
+    decoded to [0, 1] whatever their bit depth.
     """
     per_metric: dict[str, dict] = {s.name: {} for s in specs}
     for name, value in options.items():
         scope, _, key = name.rpartition(".")
+        if any(key == s.range_option for s in specs):
+            raise OptionError(
+                f"{key} is the value range of tensor inputs; image files are decoded to [0, 1] "
+                "whatever their bit depth, so it has no use here"
+            )
         chosen = [s for s in specs if s.name == scope] if scope else specs
         if scope and not chosen:
             raise OptionError(f"option {name!r} names {scope!r}, which is not a selected metric")

@@ -25,6 +25,8 @@ def valid_filter(x, taps: np.ndarray, out=None):
     xp = torch if isinstance(x, torch.Tensor) else np
     dtype = torch.empty(0, dtype=x.dtype).numpy().dtype if xp is torch else x.dtype
     taps = [float(t) for t in np.asarray(taps).astype(dtype)]  # x's precision, exactly
+    if len(taps) % 2 == 0:
+        raise ValueError(f"a symmetric filter needs an odd number of taps, got {len(taps)}")
     r = len(taps) // 2
     h, w = x.shape[0] - 2 * r, x.shape[1] - 2 * r
     out = xp.empty((h, w), dtype=x.dtype) if out is None else out

@@ -35,8 +35,18 @@ def _shared_options(crop_border: int = 0) -> dict[str, Option]:
     }
 
 
+def _odd(size: int) -> str:
+    return "" if size % 2 else "must be odd (a window centred on its pixel)"
+
+
+def _scale_weights(weights: tuple) -> str:
+    if not weights or min(weights) < 0 or not any(weights):
+        return "must hold one weight per scale, none negative and not all zero"
+    return ""
+
+
 _WINDOW = {
-    "win_size": Option(11, "side of the Gaussian window", minimum=1),
+    "win_size": Option(11, "side of the Gaussian window (odd)", minimum=1, rule=_odd),
     "win_sigma": Option(1.5, "standard deviation of the Gaussian window", minimum=1e-6),
     "k1": Option(0.01, "luminance stabiliser: C1 = (k1 * L)^2", minimum=0.0),
     "k2": Option(0.03, "contrast stabiliser: C2 = (k2 * L)^2", minimum=0.0),
@@ -111,7 +121,9 @@ _MS_SSIM = _classic(
         **_color("gray"),
         **_shared_options(),
         **_WINDOW,
-        "scale_weights": Option(MS_SSIM_WEIGHTS, "weight of each scale, finest first"),
+        "scale_weights": Option(
+            MS_SSIM_WEIGHTS, "weight of each scale, finest first", rule=_scale_weights
+        ),
         "pooling": Option(
             "product",
             "combine scales as msssim.m's 'product' (the paper) or 'wtd_sum' "
