@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -146,6 +147,47 @@ def test_a_rerun_reuses_finished_rows_and_scores_only_what_is_new(dmos_set, tmp_
     runs.clear()
     third = benchmark(dataset, "piqe", tmp_path, **kw)
     assert runs == [("piqe", 5)] and third.scores["piqe"] == second.scores["piqe"]
+
+
+def test_a_first_run_cut_short_is_resumed_not_started_again(dmos_set, tmp_path, monkeypatch):
+    dataset = open_dataset(f"csv:{dmos_set}")
+    real, calls = run_module.score_pairs, []
+
+    def interrupted(pairs, metrics, out, **kwargs):
+        calls.append(kwargs["resume"])
+        if len(calls) == 1:  # the first run is stopped after six rows, as by Ctrl-C
+            real(pairs[:6], metrics, out, **kwargs)
+            raise KeyboardInterrupt
+        return real(pairs, metrics, out, **kwargs)
+
+    monkeypatch.setattr(run_module, "score_pairs", interrupted)
+    kw = {"cost": False, "n_boot": 0, "progress": False, "log": lambda _: None}
+    with pytest.raises(KeyboardInterrupt):
+        benchmark(dataset, "piqe", tmp_path, **kw)
+    bench = benchmark(dataset, "piqe", tmp_path, **kw)
+    assert calls == [False, True] and not any(math.isnan(v) for v in bench.scores["piqe"])
+
+
+def test_images_that_fail_are_counted_and_all_skipped_is_one_clear_error(tmp_path, capsys):
+    root = tmp_path / "set"
+    root.mkdir()
+    rng = np.random.default_rng(5)
+    lines = ["image,mos"]
+    for i in range(6):  # the last one is too small for NIQE (two 96x96 blocks) but not PIQE
+        size = (20, 20) if i == 5 else (200, 200)
+        pixels = rng.integers(0, 256, (*size, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(root / f"{i}.png")
+        lines.append(f"{i}.png,{i}")
+    (root / "mos.csv").write_text("\n".join(lines) + "\n")
+    argv = ["benchmark", "--dataset", f"csv:{root}", "--no-cost", "--boot", "0", "--no-progress"]
+    for _ in range(2):  # and again: the failed row is retried, and fails the same way
+        assert main([*argv, "-m", "niqe,piqe", "--out", str(tmp_path / "o")]) == 1
+        md = (tmp_path / "o" / "results.md").read_text()
+        assert "niqe: 1 image(s) could not be scored" in md and "piqe: 1" not in md
+    capsys.readouterr()
+    assert main([*argv, "-m", "psnr", "--out", str(tmp_path / "fr")]) == 2
+    err = capsys.readouterr().err
+    assert f"no selected metric can run on csv:{root}" in err and "psnr: full-reference" in err
 
 
 def test_the_mos_direction_can_be_given_and_bad_requests_are_clear(dmos_set, tmp_path):

@@ -303,7 +303,8 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
     table = agreement_table(bench.evaluations, bench.versus_best, agreement_notes_of(bench))
     print(as_text(table))
     print(f"\nwrote {Path(args.out) / 'results.md'}, results.csv, plots/ and report.html")
-    return 0 if bench.evaluations and not bench.skipped else 1
+    failed = bench.skipped or any(bench.failures.values())
+    return 0 if bench.evaluations and not failed else 1
 
 
 def _cmd_report(args: argparse.Namespace) -> int:

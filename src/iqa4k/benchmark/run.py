@@ -112,6 +112,9 @@ def run_benchmark(
             continue
         bench.weights[name] = weights.get(name, "")
         bench.failures[name] = sum(1 for v in bench.scores[name] if math.isnan(v))
+    if not bench.scores:
+        reasons = "; ".join(f"{m}: {why}" for m, why in bench.skipped.items())
+        raise OptionError(f"no selected metric can run on {dataset.spec}: {reasons}")
 
     directions = {m: get_spec(m).higher_is_better for m in bench.scores}
     bench.evaluations = evaluate_columns(
@@ -136,6 +139,7 @@ def _scores(
     csv_path, record = folder / f"{metric}.csv", folder / f"{metric}.json"
     how = {"metric": metric, "weights": str(Path(weights).resolve()) if weights else ""}
     same = record.is_file() and json.loads(record.read_text()) == how
+    record.write_text(json.dumps(how))  # first: an interrupted run resumes its own rows
     pairs = [(s.image, s.ref, "") for s in bench.dataset.samples]
     run = score_pairs(
         pairs,
@@ -147,11 +151,8 @@ def _scores(
         overwrite=not same,
         progress=progress,
     )
-    record.write_text(json.dumps(how))
     by_image = {}
     for row in run.rows:  # the kept rows and the new ones: the whole file, already in memory
-        try:
-            by_image[row[IMAGE]] = float(row[metric])
-        except ValueError:  # an empty cell: the image failed (its reason is in the CSV)
-            by_image[row[IMAGE]] = math.nan
+        cell = row.get(metric) or ""  # none or empty: the image failed (reason in the CSV)
+        by_image[row[IMAGE]] = float(cell) if cell else math.nan
     return [by_image.get(str(s.image), math.nan) for s in bench.dataset.samples]
