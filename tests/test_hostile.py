@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -107,6 +108,19 @@ def test_the_tensor_value_range_is_refused_when_scoring_files(tmp_path, capsys):
     assert main([*argv, "--opt", "data_range=255"]) == 2
     assert "data_range is the value range of tensor inputs" in capsys.readouterr().err
     assert not (tmp_path / "s.csv").exists()
+
+
+def test_a_report_never_overwrites_a_file_that_is_not_a_page(tmp_path, capsys):
+    a = _image(tmp_path / "a.png")
+    scores = tmp_path / "s.csv"
+    assert main(["score", str(a), "-m", "piqe", "-o", str(scores), "--no-progress"]) == 0
+    before = scores.read_bytes()
+    assert main(["report", str(scores), "-o", str(scores)]) == 1  # its own input, by mistake
+    assert "s.csv exists and is not an HTML page: not overwritten" in capsys.readouterr().err
+    assert scores.read_bytes() == before
+    page = tmp_path / "r.html"
+    for _ in range(2):  # a page is replaced by the next one
+        assert main(["report", str(scores), "-o", str(page)]) == 0
 
 
 def test_a_wrong_option_type_shows_the_value_given(tmp_path, capsys):
@@ -241,6 +255,19 @@ def test_a_flat_image_gets_a_reason_not_a_silent_nan(tmp_path):
     (row,) = run.rows
     assert row.get("niqe", "") == row.get("brisque", "") == "" and "flat" in row["error"]
     assert "nan" not in (tmp_path / "s.csv").read_text().lower()
+
+
+def test_a_float64_image_does_not_change_its_batch_neighbours_scores(tmp_path):
+    folder = tmp_path / "mix"
+    folder.mkdir()
+    _image(folder / "a.png", seed=1)
+    pixels = np.asarray(Image.open(_image(tmp_path / "b.png", seed=2)), dtype=np.float64) / 255
+    cv2.imwrite(str(folder / "b.tif"), pixels[:, :, ::-1])  # float64 samples, read as such
+    assert load_image(folder / "b.tif").dtype == torch.float64
+    alone, batched = (tmp_path / f"{n}.csv" for n in ("alone", "batched"))
+    score_files(folder, "niqe,piqe", alone, progress=False)
+    score_files(folder, "niqe,piqe", batched, progress=False, batch_size=2)
+    assert _rows(alone) == _rows(batched)
 
 
 def test_a_fifo_is_refused_without_opening_it(tmp_path):

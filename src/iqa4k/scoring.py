@@ -321,6 +321,12 @@ class _Item:
     y: torch.Tensor | None
 
 
+def _batchable(a: _Item, b: _Item) -> bool:
+    """Whether ``b`` may join ``a``'s batch: the same shapes and dtypes, image and reference."""
+    kind = [(t.shape, t.dtype) if t is not None else None for t in (a.x, a.y, b.x, b.y)]
+    return kind[:2] == kind[2:]
+
+
 def _size(t: torch.Tensor) -> str:
     return f"{t.shape[-1]}x{t.shape[-2]}"
 
@@ -404,9 +410,10 @@ def _batches(
     batch_size: int,
     on_map: MapSink | None = None,
 ) -> Iterator[list[dict[str, str]]]:
-    """Rows in input order, a batch at a time. Only consecutive same-size images share a batch:
-    that keeps the file order and holds one batch of decoded images in memory, plus the few
-    decoded ahead while it is scored.
+    """Rows in input order, a batch at a time. Only consecutive images of the same size and
+    precision share a batch (a float64 image would promote its neighbours): that keeps the
+    file order and holds one batch of decoded images in memory, plus the few decoded ahead
+    while it is scored.
     """
     pending: list[_Item] = []
     for (dist, ref, _), item in _decoded(pairs, ahead=max(_AHEAD, batch_size)):
@@ -416,7 +423,7 @@ def _batches(
                 pending = []
             yield [_row(dist, ref, _reason(item, dist))]
             continue
-        if pending and (len(pending) >= batch_size or item.x.shape != pending[0].x.shape):
+        if pending and (len(pending) >= batch_size or not _batchable(pending[0], item)):
             yield _score_batch(pending, models, on_map)
             pending = []
         pending.append(item)

@@ -17,6 +17,7 @@ from typing import Any
 from PIL import Image
 
 from .._version import __version__
+from ..errors import InputError
 from ..registry import METRICS
 from .cells import Table
 from .formatting import MISSING, as_float, direction, format_score
@@ -233,8 +234,14 @@ def page(title: str, meta: str, sections: Sequence[str]) -> str:
 
 
 def write_page(out_path: str | Path, title: str, meta: str, sections: Sequence[str]) -> Path:
-    """Write :func:`page` to ``out_path`` (folders made as needed) and return the path."""
+    """Write :func:`page` to ``out_path`` (folders made as needed) and return the path. An
+    existing file is replaced only when it is an HTML page: ``-o scores.csv`` by mistake must
+    not destroy the run's own input."""
     out = Path(out_path)
+    if out.is_file():
+        with open(out, "rb") as f:
+            if not f.read(64).lstrip().lower().startswith((b"<!doctype html", b"<html")):
+                raise InputError(f"{out} exists and is not an HTML page: not overwritten")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(page(title, meta, sections), encoding="utf-8")
     return out
