@@ -475,6 +475,24 @@ def test_evaluate_json_matches_scipy_and_uses_the_registry_direction(scored, cap
     assert res["mine"]["srcc"] < -0.8
 
 
+def test_evaluate_refuses_text_among_scores_and_a_join_two_files_share(scored, capsys):
+    scores, mos, _ = scored
+    rows = scores.read_text().splitlines()
+    rows[3] = rows[3].replace(rows[3].split(",")[2], "N/A", 1)  # a psnr cell that is text
+    scores.write_text("\n".join(rows) + "\n")
+    assert main(["evaluate", str(scores), "--mos", str(mos), "--boot", "0"]) == 1
+    assert "line 4: psnr 'N/A' is not a number" in capsys.readouterr().err
+    # img00.png and img00.jpg would both take the MOS of img00.bmp
+    twice = _write_csv(
+        scores.with_name("twice.csv"),
+        ["image", "psnr"],
+        [["x/img00.png", 1], ["x/img00.jpg", 2], ["x/img01.png", 3], ["x/img02.png", 4]],
+    )
+    assert main(["evaluate", str(twice), "--mos", str(mos), "--boot", "0"]) == 1
+    err = capsys.readouterr().err
+    assert "img00.png and img00.jpg both match the MOS of img00.* in" in err
+
+
 def test_evaluate_mos_direction_can_be_given(scored, capsys):
     scores, mos, data = scored
     argv = ["evaluate", str(scores), "--mos", str(mos), "--json", "--boot", "0"]

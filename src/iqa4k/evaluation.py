@@ -142,7 +142,9 @@ def evaluate_csv(
     else:
         own = None
         labels = (*read_csv(mos_path, sniff=True), image_column, mos_column)
-    metrics = _numeric_columns(header, rows, {icol, REF, ERROR, own or "", *OWN_MOS_COLUMNS})
+    metrics = _numeric_columns(
+        scores_path, header, rows, {icol, REF, ERROR, own or "", *OWN_MOS_COLUMNS}
+    )
     if not metrics:
         raise InputError(
             f"{scores_path} has no numeric score column; its columns: {', '.join(header)}"
@@ -151,12 +153,22 @@ def evaluate_csv(
 
     matched: list[tuple[Mapping[str, str], float]] = []
     seen: set[str] = set()
+    by_stem_for: dict[str, str] = {}  # stem -> the scored image it already matched
     for row in rows:
         name = _base(row.get(icol) or "")
         if name in seen:
             raise InputError(f"{scores_path}: image {name} appears twice; the join is by file name")
         seen.add(name)
-        value = by_name.get(name, by_stem.get(_stem(name)))
+        value = by_name.get(name)
+        if value is None and _stem(name) in by_stem:
+            stem = _stem(name)
+            if stem in by_stem_for:  # two scored files, one MOS entry: which one is it?
+                raise InputError(
+                    f"{scores_path}: {by_stem_for[stem]} and {name} both match the MOS of "
+                    f"{stem}.* in {mos_path} only by stem; name the images exactly"
+                )
+            by_stem_for[stem] = name
+            value = by_stem[stem]
         if value is not None:
             matched.append((row, value))
     if not matched:
@@ -360,18 +372,31 @@ def _mos_table(
 
 
 def _numeric_columns(
-    header: Sequence[str], rows: Sequence[Mapping[str, str]], skip: set[str]
+    path: Path, header: Sequence[str], rows: Sequence[Mapping[str, str]], skip: set[str]
 ) -> list[str]:
+    """The score columns: those with a number in them. Text among the numbers (``N/A``) is
+    an error, not a reason to drop the whole column; an empty cell is an image not scored."""
     cols = []
     for c in header:
         if c in skip:
             continue
-        cells = [(r.get(c) or "").strip() for r in rows]
-        cells = [v for v in cells if v]
-        try:
-            [float(v) for v in cells]
-        except ValueError:
-            continue
-        if cells:
-            cols.append(c)
+        cells = [(line, (r.get(c) or "").strip()) for line, r in enumerate(rows, start=2)]
+        bad = [(line, v) for line, v in cells if v and not _is_number(v)]
+        if len(bad) == sum(1 for _, v in cells if v):
+            continue  # no number at all: a text column
+        if bad:
+            line, value = bad[0]
+            raise InputError(
+                f"{path}, line {line}: {c} {value!r} is not a number (leave the cell empty "
+                f"for an image without a score; {len(bad)} such cell(s) in {c})"
+            )
+        cols.append(c)
     return cols
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
