@@ -188,6 +188,27 @@ def test_resume_rescores_a_row_cut_inside_its_number(tmp_path):
     assert [r["piqe"] for r in _rows(out)] == [r["piqe"] for r in full.rows]
 
 
+def test_resume_refuses_rows_scored_with_other_options_or_references(tmp_path):
+    dist, ref, other = (tmp_path / n for n in ("dist", "ref", "other"))
+    for folder in (dist, ref, other):
+        folder.mkdir()
+    for i in range(2):
+        _image(dist / f"{i}.png", i)
+        _image(ref / f"{i}.png", 10 + i)
+        _image(other / f"{i}.png", 20 + i)
+    out = tmp_path / "s.csv"
+    score_files(dist / "0.png", "psnr", out, ref=ref, progress=False)
+    before = out.read_bytes()
+    with pytest.raises(OptionError, match="psnr.crop_border: 0 then, 50 now"):
+        score_files(dist, "psnr", out, ref=ref, resume=True, options={"crop_border": 50})
+    with pytest.raises(OptionError, match="0.png was scored against .*ref/0.png, this run pairs"):
+        score_files(dist, "psnr", out, ref=other, resume=True, progress=False)
+    assert out.read_bytes() == before  # nothing of the first run is lost
+    run = score_files(dist, "psnr", out, ref=ref, resume=True, progress=False)
+    assert run.resumed == 1 and len(_rows(out)) == 2
+    assert json.loads(Path(f"{out}.options.json").read_text())["psnr"]["crop_border"] == 0
+
+
 def test_two_writers_of_one_csv_the_second_is_refused(tmp_path):
     a = _image(tmp_path / "a.png")
     out = tmp_path / "s.csv"

@@ -7,7 +7,9 @@ again), has every metric's number and no error. A JSON-lines file has one object
 with every column (null: no score), and no header line. A Parquet file cannot be appended to
 row by row, so its rows go to ``<name>.partial.jsonl`` beside it as they are scored (that is
 what ``resume`` continues) and become the Parquet file, written whole and renamed into place,
-when the run ends; metric columns are float64 (null: no score), the others strings.
+when the run ends; metric columns are float64 (null: no score), the others strings. Each
+metric's options go to ``<name>.options.json`` beside the file, so that ``resume`` refuses to
+add rows scored another way.
 """
 
 from __future__ import annotations
@@ -107,14 +109,37 @@ class ResultsFile:
         return contextlib.nullcontext() if self.stdout else output_lock(self.path)
 
     def prepare(
-        self, columns: list[str], metrics: Sequence[str], resume: bool, overwrite: bool
+        self,
+        columns: list[str],
+        metrics: Sequence[str],
+        resume: bool,
+        overwrite: bool,
+        options: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> tuple[list[str], list[Row]]:
         """Columns to write and the finished rows kept from an earlier run (``resume``); the
-        file then holds exactly those rows."""
+        file then holds exactly those rows. ``options`` (each metric's) are recorded beside
+        the file and must be those of the run that is resumed."""
         if self.stdout:
             if resume:
                 raise OptionError("--resume needs an output file (-o FILE), not standard output")
             return columns, []
+        header, kept = self._prepare(columns, metrics, resume, overwrite, options)
+        if options is not None:
+            self.options_path.write_text(json.dumps(_plain(options), indent=1), **_TEXT)
+        return header, kept
+
+    @property
+    def options_path(self) -> Path:
+        return self.path.with_name(self.path.name + ".options.json")
+
+    def _prepare(
+        self,
+        columns: list[str],
+        metrics: Sequence[str],
+        resume: bool,
+        overwrite: bool,
+        options: Mapping[str, Mapping[str, Any]] | None,
+    ) -> tuple[list[str], list[Row]]:
         out = self.path
         if _has_data(out) or _has_data(self.lines):
             if not resume:
@@ -129,6 +154,7 @@ class ResultsFile:
                         f"cannot resume {out}: it has columns {','.join(header)} but this run "
                         f"writes {','.join(columns)} (use the same -m, or --overwrite)"
                     )
+                self._check_options(options)
                 # Keep the file's column order; drop failed and half-written rows so they are
                 # scored again and every image ends up with exactly one row.
                 kept = [r for r in rows if _is_done(r, metrics)]
@@ -139,6 +165,29 @@ class ResultsFile:
             out.unlink(missing_ok=True)  # an overwritten run's file must not look resumable
         self._rewrite(columns, [])
         return columns, []
+
+    def _check_options(self, options: Mapping[str, Mapping[str, Any]] | None) -> None:
+        """Refuse to resume a file whose recorded options differ from this run's (a file
+        without a record, from elsewhere, is taken as it is)."""
+        if options is None or not self.options_path.is_file():
+            return
+        try:
+            then = json.loads(self.options_path.read_text(**_TEXT))
+        except (OSError, ValueError):
+            return
+        now = _plain(options)
+        changed = [
+            f"{m}.{k}: {then.get(m, {}).get(k)!r} then, {now[m][k]!r} now"
+            for m in now
+            for k in now[m]
+            if m in then and then[m].get(k) != now[m][k]
+        ]
+        if changed:
+            raise OptionError(
+                f"cannot resume {self.path}: it was scored with other options ("
+                + "; ".join(changed)
+                + "): use the same --opt, or --overwrite"
+            )
 
     @contextlib.contextmanager
     def appender(self, columns: Sequence[str]) -> Iterator[Callable[[Sequence[Row]], None]]:
@@ -326,3 +375,8 @@ def output_lock(out: Path) -> Iterator[None]:
             yield
         finally:
             lock.unlink(missing_ok=True)  # still locked: a waiting writer fails, never races
+
+
+def _plain(options: Mapping[str, Mapping[str, Any]]) -> dict:
+    """``options`` as JSON gives them back (tuples as lists), for comparison with a record."""
+    return json.loads(json.dumps(options, default=str))

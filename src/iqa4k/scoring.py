@@ -167,7 +167,8 @@ def score_pairs(
 
     pairs = _unique(pairs)
     with target.lock():
-        return _score_into(target, pairs, names, produce, resume, overwrite, progress)
+        options = {name: model.options for name, model in models.items()}
+        return _score_into(target, pairs, names, produce, resume, overwrite, progress, options)
 
 
 def score_chunk(
@@ -185,9 +186,18 @@ def _score_into(
     resume: bool,
     overwrite: bool,
     progress: bool,
+    options: Mapping[str, Mapping[str, Any]],
 ) -> ScoreRun:
     """score_pairs once the output is ours: keep finished rows, score the others."""
-    columns, kept = target.prepare([IMAGE, REF, *names, ERROR], names, resume, overwrite)
+    columns, kept = target.prepare([IMAGE, REF, *names, ERROR], names, resume, overwrite, options)
+    refs = {_key(dist): "" if ref is None else _key(ref) for dist, ref, _ in pairs}
+    for r in kept:  # a finished row stands only for the same pairing
+        key = _key(r[IMAGE])
+        if key in refs and (_key(r[REF]) if r[REF] else "") != refs[key]:
+            raise OptionError(
+                f"cannot resume {target.path}: {r[IMAGE]} was scored against "
+                f"{r[REF] or 'no reference'}, this run pairs it with another one (--overwrite)"
+            )
     done = {_key(r[IMAGE]) for r in kept}
     todo = [p for p in pairs if _key(p[0]) not in done]
     run = ScoreRun(out=target.path, metrics=names, rows=list(kept), resumed=len(pairs) - len(todo))
