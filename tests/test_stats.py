@@ -257,6 +257,20 @@ def test_evaluate_orients_both_directions_so_good_metrics_are_positive():
         assert ev.negated == (hib != mos_hib)
 
 
+@pytest.mark.parametrize("fit", ["5pl", "4pl", "none"])
+def test_a_metric_that_runs_against_the_mos_shows_a_negative_plcc_too(fit):
+    # The fitted curve may fall: PLCC after it keeps that direction instead of hiding it.
+    pred, mos = _correlated(100, seed=11)
+    good = evaluate(pred, mos, fit=fit, n_boot=200)
+    wrong = evaluate(-pred, mos, fit=fit, n_boot=200)  # taken as higher is better: it is not
+    assert wrong.srcc == pytest.approx(-good.srcc) and wrong.srcc < 0
+    assert wrong.plcc == pytest.approx(-good.plcc, abs=1e-6) and wrong.plcc < 0
+    if fit != "none":  # the fitted curve itself is as good (without one, RMSE is of raw scores)
+        assert wrong.rmse == pytest.approx(good.rmse, rel=1e-6)
+    lo, hi = wrong.ci["plcc"]
+    assert lo <= wrong.plcc <= hi < 0
+
+
 def test_evaluate_on_three_points():
     ev = evaluate([1.0, 2.0, 3.0], [2.0, 1.0, 3.0], n_boot=100)
     assert ev.fit is not None and not ev.fit.converged

@@ -470,11 +470,14 @@ def evaluate(
         x = -x
     lf = fit_logistic(x, y, _FITS[fit]) if _FITS[fit] else None
     mapped = lf.predict(x) if lf is not None else x
+    # A decreasing fit would turn a metric that runs against the MOS into a positive PLCC:
+    # PLCC keeps the sign of the fitted curve's direction, as SRCC keeps the ranks'.
+    falling = mapped[np.argmax(x)] < mapped[np.argmin(x)]
     columns: dict[str, tuple[Kernel, np.ndarray]] = {
         "srcc": (_srcc_kernel, x),
         "krcc": (_krcc_kernel, x),
         "plcc_raw": (_plcc_kernel, x),
-        "plcc": (_plcc_kernel, mapped),
+        "plcc": (_plcc_kernel, -mapped if falling else mapped),
         "rmse": (_rmse_kernel, mapped),
         "mae": (_mae_kernel, mapped),
     }
