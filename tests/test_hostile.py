@@ -209,6 +209,25 @@ def test_resume_refuses_rows_scored_with_other_options_or_references(tmp_path):
     assert json.loads(Path(f"{out}.options.json").read_text())["psnr"]["crop_border"] == 0
 
 
+def test_an_image_without_a_usable_reference_keeps_its_no_reference_scores(tmp_path):
+    dist, ref = tmp_path / "dist", tmp_path / "ref"
+    dist.mkdir()
+    ref.mkdir()
+    for name in ("ok", "size"):
+        _image(dist / f"{name}.png", 1)
+    _image(dist / "alone.png", 2)  # no reference of that name
+    _image(ref / "ok.png", 3)
+    _image(ref / "size.png", 4, size=(100, 100))  # another size
+    run = score_files(dist, "psnr,piqe", tmp_path / "s.csv", ref=ref, progress=False)
+    rows = {Path(r["image"]).stem: r for r in _rows(tmp_path / "s.csv")}
+    assert rows["ok"]["psnr"] and rows["ok"]["piqe"] and not rows["ok"]["error"]
+    piqe = iqa4k.create_metric("piqe")
+    for name, why in (("alone", "reference"), ("size", "differs from its reference")):
+        assert rows[name]["piqe"] == repr(piqe(str(dist / f"{name}.png")).item())
+        assert rows[name]["psnr"] == "" and why in rows[name]["error"]
+    assert len(run.failures) == 2
+
+
 def test_two_writers_of_one_csv_the_second_is_refused(tmp_path):
     a = _image(tmp_path / "a.png")
     out = tmp_path / "s.csv"

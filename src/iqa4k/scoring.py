@@ -329,6 +329,7 @@ class _Item:
     ref: Path | None
     x: torch.Tensor
     y: torch.Tensor | None
+    no_ref: str = ""  # why the image has no usable reference: only FR metrics miss it
 
 
 def _batchable(a: _Item, b: _Item) -> bool:
@@ -366,14 +367,18 @@ class _Loader:
         return ref
 
     def item(self, dist: Path, ref: Path | None, unpaired: str = "") -> _Item:
-        if unpaired:
-            raise InputError(unpaired)
         # load_image may return a channels-last view; metrics run several times faster on
         # contiguous memory, and torch.stack would copy anyway.
         x = iqa_io.load_image(dist).contiguous()
-        y = self.ref(ref) if ref is not None else None
+        if unpaired:
+            return _Item(dist, None, x, None, unpaired)
+        try:
+            y = self.ref(ref) if ref is not None else None
+        except InputError as e:
+            return _Item(dist, ref, x, None, str(e))
         if y is not None and x.shape != y.shape:
-            raise InputError(f"size {_size(x)} differs from its reference {ref} ({_size(y)})")
+            why = f"size {_size(x)} differs from its reference {ref} ({_size(y)})"
+            return _Item(dist, ref, x, None, why)
         return _Item(dist, ref, x, y)
 
 
@@ -485,13 +490,17 @@ def _score_batch(
     items: list[_Item], models: Mapping[str, Metric], on_map: MapSink | None = None
 ) -> list[dict[str, str]]:
     """One row per item; a metric failing on the batch is retried image by image, so one bad
-    image costs only its own cell and the numbers never depend on the batch size.
+    image costs only its own cell and the numbers never depend on the batch size. Items
+    without a usable reference (a batch's items all have one or none) get their no-reference
+    metrics' scores and the reason in place of the others'.
     """
     rows = [_row(it.dist, it.ref) for it in items]
-    errors: list[list[str]] = [[] for _ in items]
+    errors: list[list[str]] = [[it.no_ref] if it.no_ref else [] for it in items]
     x = torch.stack([it.x for it in items])
     y = torch.stack([it.y for it in items]) if items[0].y is not None else None
     for name, model in models.items():
+        if model.info.kind == "FR" and y is None:
+            continue
         try:
             paths = [it.dist for it in items]
             values = _score_one(model, x, y, paths, on_map)
