@@ -491,6 +491,10 @@ def test_evaluate_refuses_text_among_scores_and_a_join_two_files_share(scored, c
     assert main(["evaluate", str(twice), "--mos", str(mos), "--boot", "0"]) == 1
     err = capsys.readouterr().err
     assert "img00.png and img00.jpg both match the MOS of img00.* in" in err
+    lines = mos.read_text().splitlines()  # a MOS of nan: named by its line, like text
+    mos.write_text("\n".join([*lines[:2], lines[2].rsplit(",", 1)[0] + ",nan", *lines[3:]]))
+    assert main(["evaluate", str(scores.with_name("twice.csv")), "--mos", str(mos)]) == 1
+    assert "line 3: dmos 'nan' of" in capsys.readouterr().err
 
 
 def test_evaluate_mos_direction_can_be_given(scored, capsys):

@@ -285,6 +285,8 @@ def test_evaluate_warns_on_constant_scores_and_not_on_good_data():
     assert evaluate(pred, mos, n_boot=0).warnings == ()
     flat = evaluate(np.full(100, 0.5), mos, n_boot=0)
     assert any("scores are constant (0.5)" in w for w in flat.warnings)
+    negated = evaluate(np.full(100, 5.0), mos, n_boot=0, higher_is_better=False)
+    assert any("scores are constant (5)" in w for w in negated.warnings)  # as given, not -5
 
 
 # ----------------------------------------------------------------------------- compare

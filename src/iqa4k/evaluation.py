@@ -359,9 +359,11 @@ def _mos_table(
         try:
             mos = float(row.get(mcol) or "")
         except ValueError:
+            mos = math.nan
+        if not math.isfinite(mos):
             raise InputError(
-                f"{path}, line {line}: {mcol} {row.get(mcol)!r} of {name} is not a number"
-            ) from None
+                f"{path}, line {line}: {mcol} {row.get(mcol)!r} of {name} is not a finite number"
+            )
         if name in by_name:
             raise InputError(f"{path}: image {name} is listed twice; the join is by file name")
         by_name[name] = mos

@@ -493,7 +493,7 @@ def evaluate(
         ci=ci,
         level=level,
         negated=negated,
-        warnings=_warnings(x, y, lf),
+        warnings=_warnings(-x if negated else x, y, lf),
         **point,
     )
 
@@ -507,7 +507,8 @@ def orientation(higher_is_better: bool | None, mos_higher_is_better: bool = True
 
 
 def _warnings(x: np.ndarray, y: np.ndarray, lf: LogisticFit | None) -> tuple[str, ...]:
-    """What a reader must know before trusting the figures of (x, y)."""
+    """What a reader must know before trusting the figures of (x, y); ``x`` as given, before
+    any negation, so that the values quoted are the user's."""
     out = []
     if x.size < _FEW_IMAGES:
         out.append(f"only {x.size} images: the figures are unreliable (see the CIs)")
