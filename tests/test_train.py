@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -19,7 +20,7 @@ import iqa4k
 from iqa4k.cli import main
 from iqa4k.data import open_dataset
 from iqa4k.data.splits import kfold
-from iqa4k.errors import OptionError
+from iqa4k.errors import InputError, OptionError
 from iqa4k.models.checkpoint import read_checkpoint
 from iqa4k.train.config import TrainConfig, load_config
 from iqa4k.train.presets import PRESETS, get_preset
@@ -248,6 +249,16 @@ def test_bad_runs_fail_before_training(tiny, tmp_path, capsys):
     assert main(["train", *base]) == 2  # a CSV dataset has no official split
     assert "no official split" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+
+
+def test_an_image_too_small_for_the_model_is_named(tiny, tmp_path):
+    root = tmp_path / "set"
+    shutil.copytree(tiny, root)
+    Image.new("RGB", (20, 20)).save(root / "s0_sharp.png")  # below cpu-small's input
+    data = open_dataset(f"csv:{root}")
+    split = kfold(data.groups(), 3, seed=0, val_fraction=0.0)[0]
+    with pytest.raises(InputError, match=r"s0_sharp.png: image is 20x20, smaller than the model"):
+        train(_config(epochs=1), data, split, tmp_path / "r", progress=False, log=print)
 
 
 def test_fidelity_loss_is_the_official_pair_loss():

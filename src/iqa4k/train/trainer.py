@@ -11,6 +11,7 @@ thread count, which long runs amplify: runs record it (``threads``).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import functools
 import json
@@ -29,7 +30,7 @@ import torch.nn.functional as F
 from ..data.dataset import Dataset, Sample
 from ..data.scaling import MosScale
 from ..data.splits import Split
-from ..errors import InputError, IQAError
+from ..errors import ImageReadError, InputError, IQAError
 from ..io import load_image
 from ..models import get_entry
 from ..models.checkpoint import save_checkpoint
@@ -76,18 +77,31 @@ def _load(sample: Sample, entry: ModelEntry) -> tuple[torch.Tensor, ...]:
     return tuple(load_image(p)[None] for p in paths)
 
 
+@contextlib.contextmanager
+def _about(sample: Sample):
+    """An error about a sample's pixels (too small for the model, ...) names its file, as a
+    decoding error already does."""
+    try:
+        yield
+    except ImageReadError:
+        raise
+    except InputError as e:
+        raise InputError(f"{sample.image}: {e}") from None
+
+
 def _training_sample(
     entry: ModelEntry, sample: Sample, config: TrainConfig, g: torch.Generator
 ) -> list[torch.Tensor]:
     """One augmented training sample: the entry's training inputs, then a random flip."""
-    images = _load(sample, entry)
-    if config.resize_to:  # the whole image to a square first (MANIQA's KonIQ recipe)
-        side = (config.resize_to, config.resize_to)
-        images = tuple(
-            F.interpolate(x, size=side, mode="bicubic", align_corners=False).clamp(0, 1)
-            for x in images
-        )
-    inputs = entry.inputs.training_inputs(images, g)
+    with _about(sample):
+        images = _load(sample, entry)
+        if config.resize_to:  # the whole image to a square first (MANIQA's KonIQ recipe)
+            side = (config.resize_to, config.resize_to)
+            images = tuple(
+                F.interpolate(x, size=side, mode="bicubic", align_corners=False).clamp(0, 1)
+                for x in images
+            )
+        inputs = entry.inputs.training_inputs(images, g)
     if config.flip == "horizontal" and torch.rand((), generator=g) < config.flip_probability:
         inputs = [x.flip(-1) for x in inputs]
     return inputs
@@ -130,9 +144,10 @@ def predict(
     net.eval()
     mine = {}
     for i in range(rank, len(samples), world):
-        images = [x.to(device) for x in _load(samples[i], entry)]
-        options = _score_options(entry, config)
-        mine[i] = entry.inputs.score(*images, net=net, **options).item()
+        with _about(samples[i]):
+            images = [x.to(device) for x in _load(samples[i], entry)]
+            options = _score_options(entry, config)
+            mine[i] = entry.inputs.score(*images, net=net, **options).item()
     if world > 1:
         parts: list[dict[int, float]] = [{} for _ in range(world)]
         dist.all_gather_object(parts, mine)
