@@ -146,7 +146,7 @@ def test_score_matches_the_api(pairs, tmp_path, capsys):
     # the summary: the mean of each metric over the 3 images
     out_text = capsys.readouterr().out
     mean = np.mean([float(r["psnr"]) for r in rows])
-    assert "3 of 3 image(s) scored" in out_text and f"{mean:.4f}" in out_text
+    assert "3 of 3 image(s) scored by every metric" in out_text and f"{mean:.4f}" in out_text
 
 
 def test_score_single_files_and_reference_file(pairs, tmp_path):
@@ -535,6 +535,14 @@ def test_evaluate_plot_writes_one_png_per_metric(scored, tmp_path, capsys):
         with Image.open(plots / f) as im:
             assert im.format == "PNG" and im.width > 300
     assert "[" not in capsys.readouterr().out.splitlines()[2]  # --boot 0: no CI brackets
+
+
+def test_evaluate_without_a_fit_says_so(scored, capsys):
+    scores, mos, _ = scored
+    assert main(["evaluate", str(scores), "--mos", str(mos), "--boot", "0", "--fit", "none"]) == 0
+    out = capsys.readouterr().out
+    assert "PLCC and RMSE are of the scores themselves (no logistic map)" in out
+    assert "none logistic" not in out
 
 
 def test_evaluate_skips_failed_and_infinite_scores(tmp_path, capsys):

@@ -228,6 +228,15 @@ def test_an_image_without_a_usable_reference_keeps_its_no_reference_scores(tmp_p
     assert len(run.failures) == 2
 
 
+def test_images_in_subfolders_are_reached_by_a_recursive_glob(tmp_path):
+    (tmp_path / "set" / "blur").mkdir(parents=True)
+    _image(tmp_path / "set" / "blur" / "a.png")
+    with pytest.raises(InputError, match="without their subfolders: name those too, or quote"):
+        score_files(tmp_path / "set", "piqe", tmp_path / "s.csv", progress=False)
+    run = score_files(f"{tmp_path}/set/**/*.png", "piqe", tmp_path / "s.csv", progress=False)
+    assert [Path(r["image"]).name for r in run.rows] == ["a.png"]
+
+
 def test_two_writers_of_one_csv_the_second_is_refused(tmp_path):
     a = _image(tmp_path / "a.png")
     out = tmp_path / "s.csv"
@@ -360,7 +369,7 @@ def test_rows_to_stdout_and_the_summary_to_stderr(tmp_path, capsys):
     out, err = capsys.readouterr()
     rows = list(csv.DictReader(out.splitlines()))
     assert [Path(r["image"]).name for r in rows] == ["a.png", "b.png"] and float(rows[0]["piqe"])
-    assert "2 of 2 image(s) scored" in err
+    assert "2 of 2 image(s) scored by every metric" in err
     assert main(["score", str(a), "-m", "piqe", "--format", "jsonl", "--no-progress"]) == 0
     (line,) = capsys.readouterr().out.splitlines()
     assert json.loads(line)["piqe"] == pytest.approx(float(rows[0]["piqe"]))

@@ -192,8 +192,9 @@ def list_images(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> list[
             )
         elif path.exists():
             found.append(path)  # any extension: the decoder decides
-        elif glob.has_magic(str(path)):  # a quoted pattern: 'shots/*.jpg', 'run*/sr/*.png'
-            matches = sorted(Path(p) for p in glob.glob(str(path)) if Path(p).is_file())
+        elif glob.has_magic(str(path)):  # a quoted pattern: 'shots/*.jpg', 'sets/**/*.png'
+            found_here = glob.glob(str(path), recursive=True)  # ** reaches every subfolder
+            matches = sorted(Path(p) for p in found_here if Path(p).is_file())
             if not matches:
                 raise InputError(f"{path}: no file matches this pattern")
             found += matches

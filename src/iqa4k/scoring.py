@@ -73,7 +73,12 @@ def score_files(
         return score_pairs(read_manifest(Path(sources[0]), ref, fr), names, out, **kwargs)
     images = iqa_io.list_images(sources)
     if not images:
-        raise InputError("no images found in " + ", ".join(str(s) for s in sources))
+        raise InputError(
+            "no images found in "
+            + ", ".join(str(s) for s in sources)
+            + " (folders are read without their subfolders: name those too, or quote a glob"
+            " such as 'photos/**/*.jpg')"
+        )
     return score_pairs(_pairs(images, ref, fr), names, out, **kwargs)
 
 

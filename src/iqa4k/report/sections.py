@@ -164,7 +164,9 @@ def agreement_notes(
     ]
     done = [e for e in evaluations if e.result is not None]
     fitted = [e.name for e in done if e.result.fit_status == fit]
-    if fitted:  # never claim the logistic map where its fit failed (the warnings say why)
+    if fit == "none":
+        notes.append("PLCC and RMSE are of the scores themselves (no logistic map).")
+    elif fitted:  # never claim the logistic map where its fit failed (the warnings say why)
         which = f" for {', '.join(fitted)}" if len(fitted) < len(done) else ""
         notes.append(f"PLCC and RMSE are after the {fit} logistic map to MOS{which}.")
     if n_boot:

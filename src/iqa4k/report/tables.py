@@ -202,7 +202,7 @@ def score_summary(run: ScoreRun) -> str:
         note = f"({left_out} non-finite left out)" if left_out else ""
         table.append((m, mean, str(len(finite)), note))
     done = len(run.rows) - len(run.failures)
-    head = f"{done} of {len(run.rows)} image(s) scored"
+    head = f"{done} of {len(run.rows)} image(s) scored by every metric"
     if run.resumed:
         head += f" ({run.resumed} from the earlier run)"
     return f"{head} -> {run.out}\n" + format_table(table, right=(False, True, True, False))
