@@ -123,6 +123,12 @@ def test_a_report_never_overwrites_a_file_that_is_not_a_page(tmp_path, capsys):
         assert main(["report", str(scores), "-o", str(page)]) == 0
 
 
+def test_an_output_below_a_file_names_that_file(tmp_path, capsys):
+    a = _image(tmp_path / "a.png")
+    assert main(["score", str(a), "-m", "piqe", "-o", f"{a}/s.csv", "--no-progress"]) == 1
+    assert f"error: {a} is a file, not a folder" in capsys.readouterr().err
+
+
 def test_a_wrong_option_type_shows_the_value_given(tmp_path, capsys):
     a = _image(tmp_path / "a.png")
     argv = ["score", str(a), "--ref", str(a), "-m", "psnr", "-o", str(tmp_path / "s.csv")]

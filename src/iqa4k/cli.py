@@ -582,6 +582,15 @@ def _fail(message: str, code: int) -> int:
     return code
 
 
+def _file_in_the_way(path: str | None) -> str:
+    """The existing file on ``path``'s way (``out.png`` in ``out.png/s.csv``), or ``path``."""
+    p = Path(path or "")
+    for candidate in (p, *p.parents):
+        if candidate.is_file():
+            return str(candidate)
+    return str(p)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (0 ok, 1 failures, 2 usage)."""
     tune_process()  # before torch starts its threads, which copy the subnormal setting
@@ -596,6 +605,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(str(e), 2)
     except IQAError as e:
         return _fail(str(e), 1)
+    except (FileExistsError, NotADirectoryError) as e:  # a folder wanted where a file is
+        return _fail(f"{_file_in_the_way(e.filename)} is a file, not a folder", 1)
     except OSError as e:  # e.g. the output folder is read-only
         return _fail(f"{e.filename or ''}: {e.strerror or e}".lstrip(": "), 1)
     except KeyboardInterrupt:
