@@ -123,6 +123,12 @@ def test_a_report_never_overwrites_a_file_that_is_not_a_page(tmp_path, capsys):
         assert main(["report", str(scores), "-o", str(page)]) == 0
 
 
+def test_a_json_output_name_is_refused_not_written_as_csv(tmp_path, capsys):
+    a = _image(tmp_path / "a.png")
+    assert main(["score", str(a), "-m", "piqe", "-o", str(tmp_path / "s.json")]) == 2
+    assert "JSON lines (.jsonl)" in capsys.readouterr().err and not (tmp_path / "s.json").exists()
+
+
 def test_an_output_below_a_file_names_that_file(tmp_path, capsys):
     a = _image(tmp_path / "a.png")
     assert main(["score", str(a), "-m", "piqe", "-o", f"{a}/s.csv", "--no-progress"]) == 1

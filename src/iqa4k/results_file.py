@@ -83,6 +83,11 @@ class ResultsFile:
         self.stdout = str(out) == "-"
         self.path = Path(out)
         if fmt is None:
+            if self.path.suffix.lower() == ".json":  # one JSON document cannot grow row by row
+                raise OptionError(
+                    f"{self.path}: rows are written as CSV (.csv), JSON lines (.jsonl) or "
+                    "Parquet (.parquet); name the file for one of those"
+                )
             fmt = _SUFFIXES.get(self.path.suffix.lower(), "csv")
         if fmt not in FORMATS:
             raise OptionError(f"the output format is one of {', '.join(FORMATS)}, got {fmt!r}")
