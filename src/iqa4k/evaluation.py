@@ -17,7 +17,7 @@ from typing import Any
 
 from .errors import InputError, OptionError
 from .registry import METRICS
-from .results_file import ERROR, REF, read_csv, read_scores
+from .results_file import ERROR, REF, is_number, read_csv, read_scores
 
 __all__ = [
     "IMAGE_COLUMNS",
@@ -159,9 +159,8 @@ def evaluate_csv(
         if name in seen:
             raise InputError(f"{scores_path}: image {name} appears twice; the join is by file name")
         seen.add(name)
-        value = by_name.get(name)
-        if value is None and _stem(name) in by_stem:
-            stem = _stem(name)
+        value, stem = by_name.get(name), _stem(name)
+        if value is None and stem in by_stem:
             if stem in by_stem_for:  # two scored files, one MOS entry: which one is it?
                 raise InputError(
                     f"{scores_path}: {by_stem_for[stem]} and {name} both match the MOS of "
@@ -383,7 +382,7 @@ def _numeric_columns(
         if c in skip:
             continue
         cells = [(line, (r.get(c) or "").strip()) for line, r in enumerate(rows, start=2)]
-        bad = [(line, v) for line, v in cells if v and not _is_number(v)]
+        bad = [(line, v) for line, v in cells if v and not is_number(v)]
         if len(bad) == sum(1 for _, v in cells if v):
             continue  # no number at all: a text column
         if bad:
@@ -394,11 +393,3 @@ def _numeric_columns(
             )
         cols.append(c)
     return cols
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True

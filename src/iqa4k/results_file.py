@@ -32,6 +32,7 @@ __all__ = [
     "IMAGE",
     "REF",
     "ResultsFile",
+    "is_number",
     "output_lock",
     "read_csv",
     "read_scores",
@@ -46,6 +47,15 @@ FORMATS = ("csv", "jsonl", "parquet")
 _TEXT = {"encoding": "utf-8", "errors": "surrogateescape"}
 
 Row = dict[str, str]  # cells as text: metric values are repr(float), "" when there is none
+
+
+def is_number(cell: str) -> bool:
+    """Whether a cell's text is a number (``inf`` and ``nan`` included, as ``float`` reads)."""
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
 
 
 def read_csv(path: Path, sniff: bool = False) -> tuple[list[str], list[dict[str, str]]]:

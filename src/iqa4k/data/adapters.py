@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..evaluation import IMAGE_COLUMNS, MOS_COLUMNS, mos_higher_is_better
-from ..results_file import read_csv
+from ..results_file import is_number, read_csv
 from .dataset import Dataset, Problems, Sample, check_samples, parse_score
 
 REF_COLUMNS = ("ref", "ref_name", "ref_img", "reference")  # first match wins, as the others
@@ -184,7 +184,7 @@ def read_sr4kiqa(root: Path, problems: Problems) -> Dataset:
     MOS min-max normalised to [0, 1], higher is better; the group is the scene."""
     samples = []
     for where, name, text in _label_lines(root / "MOS.csv", problems):
-        if where.endswith(":1") and not _is_number(text):  # a header line
+        if where.endswith(":1") and not is_number(text):  # a header line
             continue
         mos = parse_score(text, where, problems)
         if mos is None:
@@ -203,7 +203,7 @@ def read_qads(root: Path, problems: Problems) -> Dataset:
     )
     samples = []
     for where, first, second in _label_lines(label or root / "qads.txt", problems):
-        name, text = (second, first) if _is_number(first) else (first, second)
+        name, text = (second, first) if is_number(first) else (first, second)
         mos = parse_score(text, where, problems)
         if mos is None:
             continue
@@ -325,14 +325,6 @@ def read_tid2013(root: Path, problems: Problems) -> Dataset:
         image = _find(root, name, ("distorted_images", ""))
         samples.append(Sample(image, mos, reference, ref))
     return _dataset("tid2013", root, samples, True, problems, (0.0, 9.0), full_reference=True)
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
 
 
 ADAPTERS = {
