@@ -331,6 +331,16 @@ def test_a_float64_image_does_not_change_its_batch_neighbours_scores(tmp_path):
     assert _rows(alone) == _rows(batched)
 
 
+def test_a_broken_link_in_a_folder_gets_a_row_saying_so(tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    _image(folder / "a.png")
+    (folder / "b.png").symlink_to(tmp_path / "gone.png")
+    run = score_files(folder, "piqe", tmp_path / "s.csv", progress=False)
+    assert [Path(p).name for p, _ in run.failures] == ["b.png"]
+    assert f"a broken link (to {tmp_path / 'gone.png'})" in run.failures[0][1]
+
+
 def test_a_fifo_is_refused_without_opening_it(tmp_path):
     fifo = tmp_path / "pipe.png"
     os.mkfifo(fifo)

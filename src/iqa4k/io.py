@@ -79,6 +79,8 @@ def load_image(path: str | os.PathLike, *, max_pixels: int | None = None) -> tor
     path = Path(path)
     limit = _pixel_limit(max_pixels)
     if not path.exists():
+        if path.is_symlink():
+            raise ImageReadError(path, f"a broken link (to {os.readlink(path)})")
         raise ImageReadError(path, "no such file")
     if path.is_dir():
         raise ImageReadError(path, "is a directory, not an image file")
@@ -180,13 +182,14 @@ def list_images(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> list[
     for path in map(Path, paths):
         if path.is_dir():
             # Non-recursive; hidden files (.DS_Store, ._I01.png from macOS) are never images.
+            # A broken link is kept, so that its row says so instead of it vanishing.
             found += sorted(
                 (
                     p
                     for p in path.iterdir()
                     if p.suffix.lower() in IMAGE_EXTENSIONS
                     and not p.name.startswith(".")
-                    and p.is_file()
+                    and (p.is_file() or (p.is_symlink() and not p.exists()))
                 ),
                 key=lambda p: p.name,
             )
