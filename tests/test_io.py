@@ -22,6 +22,7 @@ from iqa4k.io import (
     save_image,
     to_batch,
 )
+from iqa4k.scoring import score_files
 
 # Pillow's transpose for each EXIF orientation, as ImageOps.exif_transpose uses it.
 PIL_TRANSPOSE = {
@@ -310,6 +311,9 @@ def test_pixel_limit_environment(png100, monkeypatch):
     monkeypatch.setenv("IQA4K_MAX_PIXELS", "lots")
     with pytest.raises(OptionError, match="IQA4K_MAX_PIXELS"):
         load_image(png100)
+    with pytest.raises(OptionError, match="IQA4K_MAX_PIXELS"):  # once, before any image
+        score_files(png100, "piqe", png100.with_name("s.csv"), progress=False)
+    assert not png100.with_name("s.csv").exists()
 
 
 def test_pillow_limit_replaced_by_ours_and_restored(png100, monkeypatch):

@@ -32,6 +32,7 @@ __all__ = [
     "list_images",
     "load_image",
     "pair_by_name",
+    "pixel_limit",
     "save_image",
     "to_batch",
 ]
@@ -77,7 +78,7 @@ def load_image(path: str | os.PathLike, *, max_pixels: int | None = None) -> tor
     before ``.view()``.
     """
     path = Path(path)
-    limit = _pixel_limit(max_pixels)
+    limit = pixel_limit(max_pixels)
     if not path.exists():
         if path.is_symlink():
             raise ImageReadError(path, f"a broken link (to {os.readlink(path)})")
@@ -285,7 +286,7 @@ def _pillow_formats() -> tuple[str, ...]:
     return tuple(f for f in _FORMATS if f in Image.OPEN)
 
 
-def _pixel_limit(max_pixels: int | None) -> int | None:
+def pixel_limit(max_pixels: int | None = None) -> int | None:
     """The pixel limit in force: argument, else environment, else default; None = unlimited."""
     if max_pixels is None:
         env = os.environ.get(MAX_PIXELS_ENV, "").strip()

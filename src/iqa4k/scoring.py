@@ -141,6 +141,7 @@ def score_pairs(
     if engine not in ENGINES:
         raise OptionError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
     target = ResultsFile(out, fmt)
+    iqa_io.pixel_limit()  # a bad IQA4K_MAX_PIXELS is one error now, not one per image
     names = metric_names(metrics)
     specs = [get_spec(n) for n in names]
     per_metric = _split_options(specs, options or {})
