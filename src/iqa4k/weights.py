@@ -384,7 +384,8 @@ def _instructions(
         )
     lines = [
         reason,
-        f"{metric} needs the file {entry.filename} ({entry.licence}). Either:",
+        f"{' and '.join([metric, *others])} need{'' if others else 's'} the file "
+        f"{entry.filename} ({entry.licence}). Either:",
         f"  - fetch it by hand from {entry.url} and save it as {target}",
         f"    (that is the cache directory {target.parent.parent}; IQA4K_HOME moves it);",
     ]
