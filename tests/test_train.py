@@ -242,6 +242,14 @@ def test_bad_runs_fail_before_training(tiny, tmp_path, capsys):
     assert "7 folds need at least 7 content groups; the dataset has 6" in capsys.readouterr().err
     assert main(["train", *base, "--set", "lrr=1"]) == 2
     assert "unknown key 'lrr'" in capsys.readouterr().err
+    for setting, message in (
+        ("loss=foo", "loss must be one of mse, l1, fidelity, tres, got 'foo'"),
+        ("optimizer=rmsprop", "optimizer must be one of adam, adamw, sgd"),
+        ("lr=inf", "lr must be a finite number, got inf"),
+        ("weight_decay=-1", "weight_decay must be >= 0"),
+    ):  # a misspelt choice trained silently as the default; inf trained a NaN model
+        assert main(["train", *base, "--set", setting]) == 2
+        assert message in capsys.readouterr().err
     assert main(["train", *base, "--split", "fold9"]) == 2
     assert "--split must be official, all or fold0 .. fold4, got 'fold9'" in capsys.readouterr().err
     assert main(["train", *base, "--split", "test"]) == 2

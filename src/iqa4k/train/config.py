@@ -7,6 +7,8 @@ unknown key is an error naming the file, line and key, before anything is traine
 from __future__ import annotations
 
 import dataclasses
+import math
+import typing
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Literal
@@ -57,9 +59,15 @@ class TrainConfig:
             "crops_per_image",
             "eval_batch_size",
         )
+        for f in fields(self):  # inf or nan would train a NaN model without a word
+            value = getattr(self, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise OptionError(f"{f.name} must be a finite number, got {value!r}")
         for name in positive:
             if not getattr(self, name) > 0:
                 raise OptionError(f"{name} must be positive, got {getattr(self, name)!r}")
+        if self.weight_decay < 0:
+            raise OptionError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
         if not 0 <= self.val_fraction < 1:
             raise OptionError(f"val_fraction must be in [0, 1), got {self.val_fraction!r}")
 
@@ -72,6 +80,12 @@ class TrainConfig:
 
 
 _FIELDS = {f.name: f for f in fields(TrainConfig)}
+# The allowed values of the fields typed as a Literal (loss, optimizer, schedule, ...).
+_CHOICES = {
+    name: typing.get_args(hint)
+    for name, hint in typing.get_type_hints(TrainConfig).items()
+    if typing.get_origin(hint) is Literal
+}
 
 
 def from_dict(
@@ -100,6 +114,10 @@ def from_dict(
             article = "an" if kind is int else "a"
             raise OptionError(
                 f"{where(key)}: {key} must be {article} {kind.__name__}, got {value!r}"
+            )
+        if key in _CHOICES and coerced not in _CHOICES[key]:
+            raise OptionError(
+                f"{where(key)}: {key} must be one of {', '.join(_CHOICES[key])}, got {value!r}"
             )
         typed[key] = coerced
     return TrainConfig(**typed)
