@@ -127,6 +127,15 @@ def test_resume_after_an_interruption_gives_the_same_weights(tiny, tmp_path):
     assert (tmp_path / "whole" / "log.csv").read_text().count("\n") == 5
     with pytest.raises(iqa4k.IQAError, match="another config"):
         train(config.replace(lr=1e-2), data, split, tmp_path / "cut", progress=False)
+    # the same images with a corrected label: the old weights must not be resumed
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny, copy)
+    with pytest.raises(KeyboardInterrupt):
+        train(config, open_dataset(f"csv:{copy}"), split, copy / "run", log=stop_after_two)
+    rows = (copy / "mos.csv").read_text().splitlines()
+    (copy / "mos.csv").write_text("\n".join([rows[0], rows[1].replace(",80,", ",81,"), *rows[2:]]))
+    with pytest.raises(iqa4k.IQAError, match="trained on other images or labels"):
+        train(config, open_dataset(f"csv:{copy}"), split, copy / "run", progress=False)
 
 
 def test_two_processes_under_torchrun_equal_one(tiny, tmp_path):

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import functools
+import hashlib
 import json
 import math
 import os
@@ -255,10 +256,16 @@ def train(
     best = {"epoch": 0, "val_srcc": -math.inf}
     start = 0
     state_path = out / STATE
+    data = _fingerprint(dataset, split)
     if state_path.is_file():
         saved = torch.load(state_path, map_location="cpu", weights_only=True)
         if saved["config"] != config.to_dict() or saved["split"] != split.name:
             raise IQAError(f"{state_path} belongs to another config or split; use a new --out")
+        if saved.get("data", data) != data:  # (a state from before the record: taken as is)
+            raise IQAError(
+                f"{state_path} was trained on other images or labels than {dataset.spec} "
+                "gives now; use a new --out"
+            )
         net.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
         scheduler.load_state_dict(saved["scheduler"])
@@ -308,7 +315,8 @@ def train(
             for name in (LAST, BEST) if improved else (LAST,):
                 _write_atomically(out / name, write)
             _write_atomically(out / "log.csv", lambda p: _write_log(p, history))
-            _save_state(state_path, config, split, net, optimizer, scheduler, history, best, epoch)
+            state = (config, split, data, net, optimizer, scheduler, history, best, epoch)
+            _save_state(state_path, *state)
             shown = ", ".join(f"{k} {v:.4g}" for k, v in row.items() if k != "epoch")
             log(f"epoch {epoch}/{config.epochs}: {shown}")
         if world > 1:
@@ -432,11 +440,22 @@ def _write_log(path: Path, history: Sequence[dict[str, float]]) -> None:
         writer.writerows(history)
 
 
-def _save_state(path, config, split, net, optimizer, scheduler, history, best, epoch) -> None:
+def _fingerprint(dataset: Dataset, split: Split) -> str:
+    """What the run learns from and is tested on: its samples' files and labels, by split."""
+    samples = dataset.samples
+    parts = {
+        name: [(str(samples[i].image), str(samples[i].ref or ""), samples[i].mos) for i in idx]
+        for name, idx in (("train", split.train), ("val", split.val), ("test", split.test))
+    }
+    return hashlib.sha256(json.dumps(parts).encode("utf-8", "surrogateescape")).hexdigest()
+
+
+def _save_state(path, config, split, data, net, optimizer, scheduler, history, best, epoch) -> None:
     """Everything a resumed run needs (written atomically: a kill never leaves half)."""
     state = {
         "config": config.to_dict(),
         "split": split.name,
+        "data": data,
         "epoch": epoch,
         "model": net.state_dict(),
         "optimizer": optimizer.state_dict(),
