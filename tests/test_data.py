@@ -173,6 +173,22 @@ def test_every_problem_reported_at_once_with_files_and_lines(tmp_path):
     assert "missing.png: listed but missing" in text and "a.png: listed 2 times" in text
 
 
+def test_label_files_that_are_not_text_or_not_matlab_are_problems_not_tracebacks(tmp_path):
+    tid = tmp_path / "tid"
+    tid.mkdir()
+    (tid / "mos_with_names.txt").write_bytes("5.5 caf\xe9.bmp\n".encode("latin-1"))
+    with pytest.raises(DatasetError, match="mos_with_names.txt: not a UTF-8 text file"):
+        open_dataset(f"tid2013:{tid}")
+    clive = tmp_path / "clive" / "Data"
+    clive.mkdir(parents=True)
+    (clive / "AllImages_release.mat").write_bytes(b"MATLAB 5.0 MAT-file, cut short")
+    scipy.io.savemat(clive / "AllMOS_release.mat", {"wrong_name": np.array([[1.0]])})
+    with pytest.raises(DatasetError) as err:
+        open_dataset(f"clive:{clive.parent}")
+    assert "AllImages_release.mat: not a readable MATLAB file" in str(err.value)
+    assert "AllMOS_release.mat: has no variable AllMOS_release" in str(err.value)
+
+
 def test_bad_specs_and_too_many_folds(tmp_path):
     with pytest.raises(OptionError, match="NAME:ROOT"):
         open_dataset("clive")

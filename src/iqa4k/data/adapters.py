@@ -61,8 +61,13 @@ def _label_lines(path: Path, problems: Problems) -> list[tuple[str, str, str]]:
     if not path.is_file():
         problems.add(f"{path}: label file missing")
         return []
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as e:
+        problems.add(f"{path}: not a UTF-8 text file (byte {e.start}: {e.object[e.start]:#04x})")
+        return []
     out = []
-    for number, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), 1):
+    for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         parts = [p for p in re.split(r"[,\s]+", line.strip()) if p]
@@ -268,16 +273,15 @@ def read_clive(root: Path, problems: Problems) -> Dataset:
     """LIVE In the Wild: ``Data/AllImages_release.mat`` and ``Data/AllMOS_release.mat`` with
     images in ``Images/``; the 7 training images (``t1.bmp`` ... in ``Images/trainingImages``)
     are left out, as is standard. MOS 0-100, higher is better; each photo its own group."""
-    from scipy.io import loadmat
-
     data = root / "Data"
     names_file, mos_file = data / "AllImages_release.mat", data / "AllMOS_release.mat"
     for file in (names_file, mos_file):
         if not file.is_file():
             problems.add(f"{file}: missing")
     problems.raise_if_any()
-    names = [str(cell[0][0]) for cell in loadmat(names_file)["AllImages_release"]]
-    scores = loadmat(mos_file)["AllMOS_release"].ravel().tolist()
+    names = [str(cell[0][0]) for cell in _mat_variable(names_file, "AllImages_release", problems)]
+    scores = _mat_variable(mos_file, "AllMOS_release", problems).ravel().tolist()
+    problems.raise_if_any()
     if len(names) != len(scores):
         problems.add(f"{names_file} lists {len(names)} images, {mos_file} {len(scores)} scores")
         problems.raise_if_any()
@@ -288,6 +292,20 @@ def read_clive(root: Path, problems: Problems) -> Dataset:
     ]
     notes = [f"left out the {len(names) - len(samples)} training images (t*.bmp)"]
     return _dataset("clive", root, samples, True, problems, (0.0, 100.0), notes=notes)
+
+
+def _mat_variable(path: Path, name: str, problems: Problems):
+    """Variable ``name`` of a MATLAB file, or an empty array and a problem saying why not."""
+    import numpy as np
+    from scipy.io import loadmat
+
+    try:
+        return loadmat(path, variable_names=[name])[name]
+    except KeyError:
+        problems.add(f"{path}: has no variable {name}")
+    except Exception as e:  # scipy raises several kinds for a damaged or foreign file
+        problems.add(f"{path}: not a readable MATLAB file ({type(e).__name__}: {e})")
+    return np.empty((0, 1), dtype=object)
 
 
 def read_kadid(root: Path, problems: Problems) -> Dataset:
