@@ -21,7 +21,7 @@ from iqa4k.cli import main
 from iqa4k.errors import OptionError, WeightsNotFoundError
 from iqa4k.io import save_image
 from iqa4k.models import ENTRIES, create_model, hyperiqa
-from iqa4k.models.checkpoint import read_checkpoint
+from iqa4k.models.checkpoint import read_checkpoint, save_checkpoint
 from iqa4k.testing import deterministic_init
 
 
@@ -117,6 +117,19 @@ def test_convert_checkpoint_round_trip(tmp_path, checkpoint, metric):
     ours = iqa4k.create_metric("hyperiqa", weights=str(out), n_crops=4, batch_size=3)
     x = _image(4)
     assert torch.equal(ours(x), metric(x))
+    # an -o that names the input, or a file of another kind, is never overwritten
+    labels = tmp_path / "mos.csv"
+    labels.write_text("image,mos\n")
+    for target in (labels, source):
+        before = target.read_bytes()
+        assert main(["convert-checkpoint", "hyperiqa", str(source), "-o", str(target)]) == 1
+        assert target.read_bytes() == before
+    trained = tmp_path / "trained.safetensors"  # what training records is kept
+    save_checkpoint(trained, state, {**meta, "mos_scale": {"low": 1.0}, "dataset": "csv:x"})
+    again = tmp_path / "again.safetensors"
+    assert main(["convert-checkpoint", "hyperiqa", str(trained), "-o", str(again)]) == 0
+    kept = read_checkpoint(again)[1]
+    assert kept["mos_scale"] == {"low": 1.0} and kept["dataset"] == "csv:x"
 
 
 # --------------------------------------------------------------------------- AHIQ and UIQA

@@ -98,9 +98,14 @@ def import_weights(name: str, source: str | Path) -> Path:
 
 
 def convert(entry: ModelEntry, release: str, source: str | Path, out: str | Path) -> Path:
-    """Read a checkpoint of ``release`` (official or ours), check it, write ours."""
+    """Read a checkpoint of ``release`` (official or ours), check it, write ours. What a
+    checkpoint of ours records beyond the network (training data, MOS scale) is kept; an
+    existing ``out`` is replaced only when it is a safetensors file other than ``source``."""
+    out = Path(out)
+    if out.exists() and (out.suffix != ".safetensors" or out.resolve() == Path(source).resolve()):
+        raise CheckpointError(f"{out} exists and is not another .safetensors file: not overwritten")
     net = load_network(entry, release, source)
-    meta = checkpoint_meta(entry, release)
+    meta = {**read_checkpoint(source)[1], **checkpoint_meta(entry, release)}
     meta.update(source=Path(source).name, source_sha256=weights.sha256_of(source))
     return save_checkpoint(out, net.state_dict(), meta)
 
