@@ -249,6 +249,9 @@ def test_bad_runs_fail_before_training(tiny, tmp_path, capsys):
     base = ["--preset", "cpu-small", "--dataset", f"csv:{tiny}", "--out", str(tmp_path / "x")]
     assert main(["crossval", *base, "--folds", "7"]) == 2
     assert "7 folds need at least 7 content groups; the dataset has 6" in capsys.readouterr().err
+    for compare, message in (("nosuch", "unknown metric 'nosuch'"), ("psnr", "full-reference")):
+        assert main(["crossval", *base, "--folds", "3", "--compare", compare]) == 2
+        assert message in capsys.readouterr().err  # before any fold is trained
     assert main(["train", *base, "--set", "lrr=1"]) == 2
     assert "unknown key 'lrr'" in capsys.readouterr().err
     for setting, message in (

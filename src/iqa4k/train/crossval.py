@@ -10,14 +10,18 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from ..data.dataset import Dataset
 from ..data.splits import Split, kfold, load_splits, save_splits
+from ..errors import OptionError
 from .config import TrainConfig
+
+if TYPE_CHECKING:
+    from ..metric import Metric
 from .trainer import _world, figures, train
 
 FIGURES = ("srcc", "plcc", "krcc", "rmse")
@@ -40,6 +44,7 @@ def crossval(
     the unfinished ones). ``compare`` names metrics scored on the same test folds."""
     out = Path(out)
     rank, _ = _world()
+    compared = {m: _comparable(m, dataset) for m in compare}  # before hours of training
     how = {"folds": folds, "seed": config.seed, "val_fraction": config.val_fraction}
     path = out / "splits.json"
     if path.is_file():
@@ -71,8 +76,8 @@ def crossval(
         **mean_std(rows),
         "last_epoch": {"folds": last_rows, **mean_std(last_rows)},
     }
-    if compare:
-        summary["compare"] = {m: _compare(m, dataset, splits) for m in compare}
+    if compared:
+        summary["compare"] = {name: _compare(m, dataset, splits) for name, m in compared.items()}
     if rank == 0:
         (out / "summary.json").write_text(json.dumps(summary, indent=1))
     return summary
@@ -93,13 +98,21 @@ def mean_std(rows: Sequence[dict[str, float]]) -> dict[str, dict[str, float]]:
     return {"mean": mean, "std": std}
 
 
-def _compare(metric: str, dataset: Dataset, splits: Sequence[Split]) -> dict[str, Any]:
-    """A registered metric's figures on each test fold, its scores oriented like the dataset's
-    (so that a good metric has positive SRCC whatever the two directions)."""
+def _comparable(name: str, dataset: Dataset) -> Metric:
+    """The metric ``name``, built (its parameter file found), if it can score ``dataset``."""
     from ..metric import create_metric
+
+    m = create_metric(name)
+    if m.info.kind == "FR" and not dataset.full_reference:
+        raise OptionError(f"--compare {name}: full-reference, and {dataset.spec} has no references")
+    return m
+
+
+def _compare(m: Metric, dataset: Dataset, splits: Sequence[Split]) -> dict[str, Any]:
+    """A metric's figures on each test fold, its scores oriented like the dataset's (so that
+    a good metric has positive SRCC whatever the two directions)."""
     from ..stats import orientation
 
-    m = create_metric(metric)
     sign = orientation(m.info.higher_is_better, dataset.higher_is_better)
     scores = {}
     for split in splits:
