@@ -211,22 +211,16 @@ def test_crossval_and_test_commands_write_their_files(tiny, tmp_path, capsys):
     assert "folds=3 (now 2)" in capsys.readouterr().err
 
     weights = out / "fold0" / "best.safetensors"
-    assert (
-        main(
-            [
-                "test",
-                "--weights",
-                str(weights),
-                "--dataset",
-                f"csv:{tiny}",
-                "--out",
-                str(tmp_path / "t"),
-            ]
-        )
-        == 0
-    )
+    test = ["test", "--weights", str(weights), "--dataset", f"csv:{tiny}", "--out"]
+    capsys.readouterr()
+    assert main([*test, str(tmp_path / "t")]) == 0
     figures = json.loads((tmp_path / "t" / "figures.json").read_text())
     assert figures["n"] == 12 and figures["metric"] == "smalliqa"
+    assert "note: trained on this dataset" in capsys.readouterr().out
+    before = (out / "fold0" / "predictions.csv").read_bytes()
+    assert main([*test, str(out / "fold0")]) == 2  # the training run's own folder
+    assert "holds a training run" in capsys.readouterr().err
+    assert (out / "fold0" / "predictions.csv").read_bytes() == before
 
     # the benchmark sets the folds beside NIQE on the same test folds, and scores a checkpoint
     bench = tmp_path / "bench"

@@ -273,6 +273,8 @@ def _cmd_test(args: argparse.Namespace) -> int:
     doc = score_checkpoint(args.weights, open_dataset(args.dataset), args.out)
     shown = ", ".join(f"{k} {doc[k]:.4g}" for k in ("srcc", "plcc", "krcc", "rmse") if k in doc)
     print(f"{doc['metric']} on {doc['dataset']} ({doc['n']} images): {shown}")
+    if "note" in doc:
+        print(f"note: {doc['note']}")
     return 0
 
 

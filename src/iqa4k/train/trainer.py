@@ -79,7 +79,7 @@ def _load(sample: Sample, entry: ModelEntry) -> tuple[torch.Tensor, ...]:
 
 
 @contextlib.contextmanager
-def _about(sample: Sample):
+def naming(sample: Sample):
     """An error about a sample's pixels (too small for the model, ...) names its file, as a
     decoding error already does."""
     try:
@@ -94,7 +94,7 @@ def _training_sample(
     entry: ModelEntry, sample: Sample, config: TrainConfig, g: torch.Generator
 ) -> list[torch.Tensor]:
     """One augmented training sample: the entry's training inputs, then a random flip."""
-    with _about(sample):
+    with naming(sample):
         images = _load(sample, entry)
         if config.resize_to:  # the whole image to a square first (MANIQA's KonIQ recipe)
             side = (config.resize_to, config.resize_to)
@@ -145,7 +145,7 @@ def predict(
     net.eval()
     mine = {}
     for i in range(rank, len(samples), world):
-        with _about(samples[i]):
+        with naming(samples[i]):
             images = [x.to(device) for x in _load(samples[i], entry)]
             options = _score_options(entry, config)
             mine[i] = entry.inputs.score(*images, net=net, **options).item()

@@ -8,14 +8,15 @@ from pathlib import Path
 from typing import Any
 
 from ..data.dataset import Dataset
-from ..errors import IQAError
+from ..errors import IQAError, OptionError
 from ..models.checkpoint import read_checkpoint
-from .trainer import figures
+from .trainer import STATE, figures, naming
 
 
 def score_checkpoint(weights: str | Path, dataset: Dataset, out: str | Path) -> dict[str, Any]:
     """Score every image of ``dataset`` with the metric of our checkpoint ``weights`` (its
-    official test protocol); write ``out/predictions.csv`` and ``out/figures.json``."""
+    official test protocol); write ``out/predictions.csv`` and ``out/figures.json``. A
+    checkpoint tested on the dataset it was trained on gets a ``note`` saying so."""
     from ..metric import create_metric
     from ..stats import orientation
 
@@ -23,18 +24,23 @@ def score_checkpoint(weights: str | Path, dataset: Dataset, out: str | Path) -> 
     metric = meta.get("metric")
     if not metric:
         raise IQAError(f"{weights} is not an iqa4k checkpoint (no metric in its metadata)")
-    m = create_metric(metric, weights=str(weights))
-    sign = orientation(m.info.higher_is_better, dataset.higher_is_better)
     out = Path(out)
+    if (out / STATE).exists() or (out / "result.json").exists():
+        raise OptionError(f"{out} holds a training run; write the test into a new --out")
+    m = create_metric(metric, weights=str(weights))
+    full_reference = m.info.kind == "FR"
+    if full_reference and not dataset.full_reference:
+        raise OptionError(f"{metric} is full-reference; {dataset.spec} has no references")
+    sign = orientation(m.info.higher_is_better, dataset.higher_is_better)
     out.mkdir(parents=True, exist_ok=True)
-    pred = []
+    pred, rows = [], []
+    for s in dataset.samples:
+        with naming(s):
+            value = (m(str(s.image), str(s.ref)) if full_reference else m(str(s.image))).item()
+        pred.append(sign * value)
+        rows.append((s.image.as_posix(), s.mos, repr(value)))
     with open(out / "predictions.csv", "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(("image", "mos", metric))
-        for s in dataset.samples:
-            value = (m(str(s.image)) if s.ref is None else m(str(s.image), str(s.ref))).item()
-            pred.append(sign * value)
-            writer.writerow((s.image.as_posix(), s.mos, repr(value)))
+        csv.writer(f).writerows([("image", "mos", metric), *rows])
     doc = {
         "weights": str(weights),
         "metric": metric,
@@ -42,5 +48,7 @@ def score_checkpoint(weights: str | Path, dataset: Dataset, out: str | Path) -> 
         "dataset": dataset.spec,
         **figures(pred, [s.mos for s in dataset.samples]),
     }
+    if doc["trained_on"] == dataset.spec:
+        doc["note"] = "trained on this dataset: these figures include its training images"
     (out / "figures.json").write_text(json.dumps(doc, indent=1))
     return doc
