@@ -189,6 +189,16 @@ def test_label_files_that_are_not_text_or_not_matlab_are_problems_not_tracebacks
     assert "AllMOS_release.mat: has no variable AllMOS_release" in str(err.value)
 
 
+def test_scores_outside_a_release_range_are_noted(tmp_path):
+    kadid = tmp_path / "kadid"
+    kadid.mkdir()
+    rows = ["dist_img,ref_img,dmos,var", "I01_01_01.png,I01.png,-3,0", "I01_01_02.png,I01.png,4,0"]
+    (kadid / "dmos.csv").write_text("\n".join(rows) + "\n")
+    _touch(*(kadid / "images" / n for n in ("I01_01_01.png", "I01_01_02.png", "I01.png")))
+    notes = open_dataset(f"kadid:{kadid}").notes
+    assert "1 score(s) outside the release's 1 to 5 (observed -3 to 4)" in notes[-1]
+
+
 def test_bad_specs_and_too_many_folds(tmp_path):
     with pytest.raises(OptionError, match="NAME:ROOT"):
         open_dataset("clive")

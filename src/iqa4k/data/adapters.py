@@ -141,14 +141,15 @@ def _dataset(
     problems.raise_if_any()
     scores = [s.mos for s in samples]
     observed = (min(scores), max(scores))
+    notes = list(notes or [])
+    if score_range and not score_range[0] <= observed[0] <= observed[1] <= score_range[1]:
+        outside = sum(not score_range[0] <= v <= score_range[1] for v in scores)
+        notes.append(
+            f"{outside} score(s) outside the release's {score_range[0]:g} to {score_range[1]:g} "
+            f"(observed {observed[0]:g} to {observed[1]:g}): another version of the labels?"
+        )
     return Dataset(
-        adapter,
-        root,
-        samples,
-        higher_is_better,
-        score_range or observed,
-        full_reference,
-        notes or [],
+        adapter, root, samples, higher_is_better, score_range or observed, full_reference, notes
     )
 
 
@@ -186,7 +187,8 @@ def read_pipal(root: Path, problems: Problems) -> Dataset:
 def read_sr4kiqa(root: Path, problems: Problems) -> Dataset:
     """SR4KIQA: ``MOS.csv`` rows ``name, score, x`` (score in the second field, as MaxIQA's
     loader reads it) and images in scene folders ``<Scene>/<Scene>_<Method>_x<s>.<ext>``.
-    MOS min-max normalised to [0, 1], higher is better; the group is the scene."""
+    The release's MOS is already min-max normalised to [0, 1] (read as it is), higher is
+    better; the group is the scene."""
     samples = []
     for where, name, text in _label_lines(root / "MOS.csv", problems):
         if where.endswith(":1") and not is_number(text):  # a header line
