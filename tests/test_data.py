@@ -197,6 +197,16 @@ def test_scores_outside_a_release_range_are_noted(tmp_path):
     _touch(*(kadid / "images" / n for n in ("I01_01_01.png", "I01_01_02.png", "I01.png")))
     notes = open_dataset(f"kadid:{kadid}").notes
     assert "1 score(s) outside the release's 1 to 5 (observed -3 to 4)" in notes[-1]
+    # a labels file with other columns: one problem naming what is missing and what is there
+    (kadid / "dmos.csv").write_text("image,mos\nI01_01_01.png,3\n")
+    with pytest.raises(DatasetError, match=r"no reference \(ref or .*, no score \(dmos\) col"):
+        open_dataset(f"kadid:{kadid}")
+    koniq = tmp_path / "koniq"
+    (koniq / "images").mkdir(parents=True)
+    _touch(koniq / "images" / "a.jpg")
+    (koniq / "koniq10k_distributions_sets.csv").write_text("image_name,mos,set\na.jpg,50,tst\n")
+    with pytest.raises(DatasetError, match="set 'tst' is not one of training, validation, test"):
+        open_dataset(f"koniq:{koniq}")
 
 
 def test_bad_specs_and_too_many_folds(tmp_path):

@@ -83,6 +83,17 @@ def _column(header: list[str], names: tuple[str, ...]) -> str | None:
     return next((lowered[n.lower()] for n in names if n.lower() in lowered), None)
 
 
+def _columns(file: Path, header: list[str], wanted: dict[str, tuple[str, ...]], problems):
+    """The header's column for each role of ``wanted`` (any of its names, any case); a role
+    with none is one problem naming what the file has, raised before its rows are read."""
+    found = {role: _column(header, names) for role, names in wanted.items()}
+    missing = [f"{role} ({' or '.join(wanted[role])})" for role, col in found.items() if not col]
+    if missing:
+        problems.add(f"{file}: no {', no '.join(missing)} column; it has {', '.join(header)}")
+        problems.raise_if_any()
+    return found
+
+
 # ------------------------------------------------------------------------------ generic CSV
 
 
@@ -259,15 +270,19 @@ def read_koniq(root: Path, problems: Problems) -> Dataset:
         problems.raise_if_any()
     split_names = {"training": "train", "validation": "val", "test": "test"}
     samples = []
-    _, rows = read_csv(file)
+    header, rows = read_csv(file)
+    cols = _columns(file, header, {"image": ("image_name",), "score": ("MOS",)}, problems)
+    set_col = _column(header, ("set",))
     for number, row in enumerate(rows, 2):
-        mos = parse_score(row.get("MOS", ""), f"{file}:{number}", problems)
+        mos = parse_score(row.get(cols["score"], ""), f"{file}:{number}", problems)
         if mos is None:
             continue
-        name = row.get("image_name", "").strip()
+        name = row.get(cols["image"], "").strip()
         image = _find(root, name, ("1024x768", "512x384", "images", ""))
-        split = split_names.get(row.get("set", "").strip(), "")
-        samples.append(Sample(image, mos, name, split=split))
+        part = row.get(set_col, "").strip() if set_col else ""
+        if part and part not in split_names:
+            problems.add(f"{file}:{number}: set {part!r} is not one of {', '.join(split_names)}")
+        samples.append(Sample(image, mos, name, split=split_names.get(part, "")))
     return _dataset("koniq", root, samples, True, problems, (0.0, 100.0))
 
 
@@ -318,15 +333,15 @@ def read_kadid(root: Path, problems: Problems) -> Dataset:
         problems.add(f"{file}: missing")
         problems.raise_if_any()
     header, rows = read_csv(file)
-    dist_col = _column(header, IMAGE_COLUMNS)
-    ref_col = _column(header, REF_COLUMNS)
+    wanted = {"image": IMAGE_COLUMNS, "reference": REF_COLUMNS, "score": ("dmos",)}
+    cols = _columns(file, header, wanted, problems)
     samples = []
     for number, row in enumerate(rows, 2):
-        mos = parse_score(row.get("dmos", ""), f"{file}:{number}", problems)
-        if mos is None or dist_col is None or ref_col is None:
+        mos = parse_score(row.get(cols["score"], ""), f"{file}:{number}", problems)
+        if mos is None:
             continue
-        ref = _find(root, row[ref_col].strip(), ("images", ""))
-        image = _find(root, row[dist_col].strip(), ("images", ""))
+        ref = _find(root, row[cols["reference"]].strip(), ("images", ""))
+        image = _find(root, row[cols["image"]].strip(), ("images", ""))
         samples.append(Sample(image, mos, ref.name, ref))
     return _dataset("kadid", root, samples, True, problems, (1.0, 5.0), full_reference=True)
 
