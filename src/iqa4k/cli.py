@@ -55,12 +55,12 @@ def parse_value(text: str) -> Any:
     return t
 
 
-def _parse_opts(pairs: Sequence[str]) -> dict[str, Any]:
+def _parse_opts(pairs: Sequence[str], flag: str = "--opt") -> dict[str, Any]:
     out = {}
     for pair in pairs:
         name, sep, value = pair.partition("=")
         if not sep or not name.strip():
-            raise OptionError(f"--opt expects name=value, got {pair!r}")
+            raise OptionError(f"{flag} expects name=value, got {pair!r}")
         out[name.strip()] = parse_value(value)
     return out
 
@@ -182,7 +182,7 @@ def _training_config(args: argparse.Namespace):
     if (args.config is None) == (args.preset is None):
         raise OptionError("give a CONFIG file or --preset NAME (one of them)")
     config = get_preset(args.preset) if args.preset else load_config(args.config)
-    return config.replace(**_parse_opts(args.set)) if args.set else config
+    return config.replace(**_parse_opts(args.set, "--set")) if args.set else config
 
 
 def _is_first_process() -> bool:
@@ -518,12 +518,12 @@ def build_parser() -> argparse.ArgumentParser:
         default="official",
         help="official (the dataset's), foldI (k-fold part I), or all (no test part)",
     )
-    s.add_argument("--folds", type=_positive_int, default=5, help="k of --split foldI")
+    s.add_argument("--folds", type=int, default=5, help="k of --split foldI")
     s.set_defaults(func=_cmd_train)
 
     s = sub.add_parser("crossval", help="content-disjoint k-fold cross-validation of a recipe")
     recipe(s)
-    s.add_argument("--folds", type=_positive_int, default=5, help="number of folds (default 5)")
+    s.add_argument("--folds", type=int, default=5, help="number of folds (default 5)")
     s.add_argument("--compare", metavar="METRICS", help="metrics scored on the same test folds")
     s.set_defaults(func=_cmd_crossval)
 
