@@ -19,10 +19,10 @@ from ..data.dataset import Dataset
 from ..data.splits import Split, kfold, load_splits, save_splits
 from ..errors import OptionError
 from .config import TrainConfig
+from .trainer import _world, figures, train
 
 if TYPE_CHECKING:
     from ..metric import Metric
-from .trainer import _world, figures, train
 
 FIGURES = ("srcc", "plcc", "krcc", "rmse")
 
