@@ -254,12 +254,22 @@ def _is_state_dict(value: Any) -> bool:
     )
 
 
-def _read_safetensors(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+def read_meta(path: str | Path) -> dict[str, Any]:
+    """The iqa4k metadata of a checkpoint (``{}`` for official files), from the safetensors
+    header alone: no tensor is read."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    return _read_safetensors(path, tensors=False)[1] if path.suffix == ".safetensors" else {}
+
+
+def _read_safetensors(path: Path, tensors: bool = True) -> tuple[dict[str, Any], dict[str, Any]]:
     from safetensors import safe_open
 
     try:
         with safe_open(str(path), framework="pt") as f:
-            state = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - safe_open API
+            keys = f.keys() if tensors else []
+            state = {k: f.get_tensor(k) for k in keys}
             meta = f.metadata() or {}
         doc = json.loads(meta.get("iqa4k", "{}"))
     except Exception as err:  # safetensors' own error type, JSON errors: a damaged file

@@ -16,7 +16,7 @@ import torch
 
 from .. import weights
 from ..metric_spec import MetricSpec, Setup
-from .checkpoint import CheckpointError, load_into, read_checkpoint, save_checkpoint
+from .checkpoint import CheckpointError, load_into, read_checkpoint, read_meta, save_checkpoint
 from .entry import ModelEntry
 from .inference import prepare_for_scoring, with_precision
 
@@ -105,7 +105,7 @@ def convert(entry: ModelEntry, release: str, source: str | Path, out: str | Path
     if out.exists() and (out.suffix != ".safetensors" or out.resolve() == Path(source).resolve()):
         raise CheckpointError(f"{out} exists and is not another .safetensors file: not overwritten")
     net = load_network(entry, release, source)
-    meta = {**read_checkpoint(source)[1], **checkpoint_meta(entry, release)}
+    meta = {**read_meta(source), **checkpoint_meta(entry, release)}
     meta.update(source=Path(source).name, source_sha256=weights.sha256_of(source))
     return save_checkpoint(out, net.state_dict(), meta)
 

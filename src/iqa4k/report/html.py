@@ -19,6 +19,7 @@ from PIL import Image
 from .._version import __version__
 from ..errors import InputError
 from ..registry import METRICS
+from ..weights import is_html
 from .cells import Table
 from .formatting import MISSING, as_float, direction, format_score
 
@@ -238,10 +239,8 @@ def write_page(out_path: str | Path, title: str, meta: str, sections: Sequence[s
     existing file is replaced only when it is an HTML page: ``-o scores.csv`` by mistake must
     not destroy the run's own input."""
     out = Path(out_path)
-    if out.is_file():
-        with open(out, "rb") as f:
-            if not f.read(64).lstrip().lower().startswith((b"<!doctype html", b"<html")):
-                raise InputError(f"{out} exists and is not an HTML page: not overwritten")
+    if out.is_file() and not is_html(out):
+        raise InputError(f"{out} exists and is not an HTML page: not overwritten")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(page(title, meta, sections), encoding="utf-8")
     return out

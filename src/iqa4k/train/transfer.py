@@ -9,7 +9,7 @@ from typing import Any
 
 from ..data.dataset import Dataset
 from ..errors import IQAError, OptionError
-from ..models.checkpoint import read_checkpoint
+from ..models.checkpoint import read_meta
 from .trainer import STATE, figures, naming
 
 
@@ -20,7 +20,7 @@ def score_checkpoint(weights: str | Path, dataset: Dataset, out: str | Path) -> 
     from ..metric import create_metric
     from ..stats import orientation
 
-    _, meta = read_checkpoint(weights)
+    meta = read_meta(weights)
     metric = meta.get("metric")
     if not metric:
         raise IQAError(f"{weights} is not an iqa4k checkpoint (no metric in its metadata)")
