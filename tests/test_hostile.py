@@ -238,6 +238,11 @@ def test_an_image_without_a_usable_reference_keeps_its_no_reference_scores(tmp_p
         assert rows[name]["piqe"] == repr(piqe(str(dist / f"{name}.png")).item())
         assert rows[name]["psnr"] == "" and why in rows[name]["error"]
     assert len(run.failures) == 2
+    # with full-reference metrics alone, an image without a reference is not even decoded
+    (dist / "alone.png").write_bytes(b"not an image")
+    run = score_files(dist, "psnr", tmp_path / "fr.csv", ref=ref, progress=False)
+    why = dict((Path(p).name, w) for p, w in run.failures)["alone.png"]
+    assert "reference" in why and "decode" not in why
 
 
 def test_images_in_subfolders_are_reached_by_a_recursive_glob(tmp_path):

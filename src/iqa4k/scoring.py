@@ -354,9 +354,11 @@ class _Loader:
 
     _KEPT = 4  # references held at once (decode threads may work on neighbouring groups)
 
-    def __init__(self) -> None:
+    def __init__(self, no_reference_metrics: bool = True) -> None:
         self._refs: dict[Path, torch.Tensor | IQAError] = {}
         self._lock = threading.Lock()
+        # An image without a reference is decoded only when some metric can score it alone.
+        self._alone = no_reference_metrics
 
     def ref(self, path: Path) -> torch.Tensor:
         with self._lock:  # one decode per reference, even when two threads ask at once
@@ -373,6 +375,8 @@ class _Loader:
         return ref
 
     def item(self, dist: Path, ref: Path | None, unpaired: str = "") -> _Item:
+        if unpaired and not self._alone:
+            raise InputError(unpaired)
         # load_image may return a channels-last view; metrics run several times faster on
         # contiguous memory, and torch.stack would copy anyway.
         x = iqa_io.load_image(dist).contiguous()
@@ -393,11 +397,10 @@ _AHEAD = 2  # images decoded ahead of the one being scored (memory: that many im
 
 
 def _decoded(
-    pairs: Sequence[tuple[Path, Path | None, str]], ahead: int
+    pairs: Sequence[tuple[Path, Path | None, str]], ahead: int, loader: _Loader
 ) -> Iterator[tuple[tuple[Path, Path | None, str], _Item | IQAError]]:
     """Each pair with its decoded item (or why it has none), in input order, decoded by a
     few threads ``ahead`` of the consumer, so decoding overlaps scoring."""
-    loader = _Loader()
     queue: collections.deque = collections.deque()
     todo = iter(pairs)
 
@@ -437,7 +440,8 @@ def _batches(
     while it is scored.
     """
     pending: list[_Item] = []
-    for (dist, ref, _), item in _decoded(pairs, ahead=max(_AHEAD, batch_size)):
+    loader = _Loader(any(m.info.kind == "NR" for m in models.values()))
+    for (dist, ref, _), item in _decoded(pairs, max(_AHEAD, batch_size), loader):
         if isinstance(item, IQAError):
             if pending:  # flush first: rows stay in input order
                 yield _score_batch(pending, models, on_map)
